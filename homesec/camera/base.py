@@ -1,0 +1,55 @@
+"""The frame type and the camera interface every source implements.
+
+Why a lazy colour image: detection needs only a small luma plane, every frame; the full-resolution
+colour image is needed only for a snapshot or the live view, a few times a minute. Sources hand
+out the luma plane and a callable that produces the colour image on demand, valid until the next
+`read()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class CameraError(Exception):
+    """The camera could not be opened or stopped delivering frames."""
+
+
+class EndOfStream(Exception):
+    """A finite source (a video file without looping) has no more frames."""
+
+
+@dataclass
+class Frame:
+    """One camera frame: timestamps, the luma plane for detection, colour on demand."""
+
+    index: int
+    mono_s: float
+    wall_s: float
+    luma: np.ndarray
+    _color_fn: Callable[[], np.ndarray] = field(repr=False)
+    _color: np.ndarray | None = field(default=None, repr=False)
+
+    def color(self) -> np.ndarray:
+        """The full-resolution BGR image (computed once, then cached)."""
+        if self._color is None:
+            self._color = self._color_fn()
+        return self._color
+
+
+class Camera(Protocol):
+    """A source of frames. `read()` blocks until the next frame.
+
+    `read()` raises CameraError when the device fails (the caller reopens it with backoff) and
+    EndOfStream when a file ends.
+    """
+
+    def open(self) -> None: ...
+
+    def read(self) -> Frame: ...
+
+    def close(self) -> None: ...

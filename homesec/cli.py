@@ -1,0 +1,137 @@
+"""The `homesec` command. Domain errors (bad config, unreadable video) become one clear line on
+stderr and exit status 2 here, at the boundary; nothing below prints usage errors itself."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from homesec import __version__
+from homesec.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, summary
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _config_path(arg: str | None) -> str | None:
+    """--config, else $HOMESEC_CONFIG, else /etc/homesec/config.toml if it exists, else defaults."""
+    if arg:
+        return arg
+    env = os.environ.get("HOMESEC_CONFIG")
+    if env:
+        return env
+    return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None
+
+
+def load_config(arg: str | None) -> Config:
+    """Load the config the user meant."""
+    return load(_config_path(arg))
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The capture daemon in the foreground."""
+    from homesec.daemon import Daemon
+
+    cfg = load_config(args.config)
+    logging.getLogger("homesec").info("%s", summary(cfg))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("homesec").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    Daemon(cfg, stop=stop).run()
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Detector + event logic on a recorded file."""
+    from homesec.analyze import analyze, format_line
+    from homesec.camera.base import CameraError
+
+    cfg = load_config(args.config) if args.config else Config()
+    if "%" not in args.video and not Path(args.video).is_file():
+        raise CLIError(f"no such video file: {args.video}")
+    try:
+        for obj in analyze(args.video, cfg, args.fps):
+            print(format_line(obj, args.json), flush=True)
+    except CameraError as exc:
+        raise CLIError(f"cannot read {args.video}: {exc}") from None
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file."""
+    cfg = load(args.file)
+    print(f"{args.file}: OK: {summary(cfg)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole system on the generated demo scene."""
+    from homesec.demo import run_demo
+
+    return run_demo(Path(args.dir), port=args.port, seconds=args.seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    p = argparse.ArgumentParser(prog="homesec", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"homesec {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="run the capture daemon in the foreground")
+    s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("analyze", help="run the detector on a recorded video and print events")
+    s.add_argument("video", help="video file, raw .h264, or image pattern like frames/%%06d.jpg")
+    s.add_argument("--config", help="config file (default: built-in defaults)")
+    s.add_argument("--fps", type=float, default=None,
+                   help="timebase (default: the file's, else 25 for raw streams)")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("check-config", help="validate a config file")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("demo", help="run everything on the generated demo scene")
+    s.add_argument("--dir", default="demo-data", help="where the demo keeps its state")
+    s.add_argument("--port", type=int, default=8080, help="web UI port on 127.0.0.1")
+    s.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `homesec` console script."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, CLIError) as exc:
+        print(f"homesec: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""One typed, validated configuration model for every homesec process.
+
+Why a strict model: a home-security box that silently ignores a misspelt key ("post_motion" for
+"post_motion_s") would look configured and not be. Every section forbids unknown keys, every field
+has a default, bounds and a description, and `load()` turns any problem into one `ConfigError`
+that names the file, the key and the value.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_STATE_DIR = "/var/lib/homesec"
+DEFAULT_RUNTIME_DIR = "/run/homesec"
+DEFAULT_CONFIG_PATH = "/etc/homesec/config.toml"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names file, key and value."""
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Coord = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class MaskConfig(Section):
+    """An excluded region in 0..1 frame coordinates: either `rect` or `polygon`."""
+
+    rect: list[Coord] | None = Field(
+        default=None, description="[x, y, w, h] in 0..1 of frame width/height"
+    )
+    polygon: list[list[Coord]] | None = Field(
+        default=None, description="[[x, y], ...] at least 3 points, 0..1"
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> MaskConfig:
+        if (self.rect is None) == (self.polygon is None):
+            raise ValueError("a mask needs exactly one of 'rect' or 'polygon'")
+        if self.rect is not None and len(self.rect) != 4:
+            raise ValueError("'rect' is [x, y, w, h]")
+        if self.polygon is not None and (
+            len(self.polygon) < 3 or any(len(p) != 2 for p in self.polygon)
+        ):
+            raise ValueError("'polygon' is a list of at least 3 [x, y] points")
+        return self
+
+
+class CameraConfig(Section):
+    """Where frames come from."""
+
+    source: Literal["demo", "opencv", "picamera2"] = Field(
+        default="picamera2", description="demo scene, an OpenCV device/URL/file, or a Pi camera"
+    )
+    name: str = Field(default="Home", min_length=1, max_length=60, description="shown in alerts")
+    device: str = Field(
+        default="",
+        description="opencv source: '/dev/video0', a camera index '0', an rtsp:// or http:// URL, "
+        "or a video file",
+    )
+    loop: bool = Field(default=False, description="opencv file source: start again at the end")
+    realtime: bool = Field(
+        default=True, description="demo/file sources: pace frames at `fps` like a live camera"
+    )
+    width: int = Field(default=1280, ge=160, le=4096, description="main stream width (snapshots)")
+    height: int = Field(default=720, ge=120, le=3072, description="main stream height")
+    lores_width: int = Field(
+        default=320, ge=64, le=1280, description="picamera2 lores (detection) stream width"
+    )
+    lores_height: int = Field(default=240, ge=48, le=960, description="lores stream height")
+    fps: float = Field(default=15.0, gt=0.0, le=120.0, description="frames per second asked for")
+    seed: int = Field(default=1, ge=0, description="demo scene: random seed (deterministic)")
+    reconnect_max_s: float = Field(
+        default=30.0, ge=0.1, le=3600.0, description="longest wait between reopen attempts"
+    )
+    read_timeout_s: float = Field(
+        default=5.0, ge=0.5, le=120.0, description="no frame for this long = camera lost"
+    )
+
+    @model_validator(mode="after")
+    def _device_for_opencv(self) -> CameraConfig:
+        if self.source == "opencv" and not self.device:
+            raise ValueError("camera.source = 'opencv' needs camera.device")
+        return self
+
+
+class MotionConfig(Section):
+    """Motion detector settings; the defaults are meant to work without per-scene tuning."""
+
+    detect_width: int = Field(
+        default=320, ge=80, le=1280, description="frames are downscaled to this width first"
+    )
+    sensitivity: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=10.0,
+        description="scales the threshold over the measured noise: higher finds fainter motion",
+    )
+    min_area_pct: float = Field(
+        default=0.15, ge=0.0, le=50.0, description="ignore changed regions smaller than this"
+    )
+    light_change_pct: float = Field(
+        default=35.0,
+        ge=5.0,
+        le=100.0,
+        description="a change over this share of the frame is a light change, not motion",
+    )
+    masks: list[MaskConfig] = Field(default_factory=list, description="regions never examined")
+    learn_restless: bool = Field(
+        default=True,
+        description="raise the threshold where the scene is always moving (leaves, water)",
+    )
+
+
+class EventsConfig(Section):
+    """How detector results become events."""
+
+    confirm_s: float = Field(
+        default=0.3, ge=0.0, le=10.0, description="motion must last this long to start an event"
+    )
+    post_motion_s: float = Field(
+        default=5.0, ge=0.5, le=600.0, description="an event ends after this long without motion"
+    )
+    max_event_s: float = Field(
+        default=600.0, ge=10.0, le=86400.0, description="a longer event is closed and a new one begun"
+    )
+    snapshot_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality")
+    thumb_width: int = Field(default=320, ge=64, le=1280, description="thumbnail width in pixels")
+
+
+class PathsConfig(Section):
+    """Where files go. Defaults suit systemd's StateDirectory/RuntimeDirectory."""
+
+    state_dir: Path = Field(
+        default=Path(DEFAULT_STATE_DIR), description="SQLite database and media"
+    )
+    media_dir: Path | None = Field(default=None, description="snapshots; default state_dir/media")
+    runtime_dir: Path = Field(
+        default=Path(DEFAULT_RUNTIME_DIR), description="volatile files (live frame, status)"
+    )
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.state_dir / "homesec.db"
+
+    @property
+    def media(self) -> Path:
+        """The media directory actually used."""
+        return self.media_dir if self.media_dir is not None else self.state_dir / "media"
+
+
+class AlarmConfig(Section):
+    """Arming behaviour."""
+
+    exit_delay_s: int = Field(
+        default=60, ge=0, le=3600, description="seconds between 'arm' and armed"
+    )
+
+
+class MailConfig(Section):
+    """Alert email settings (the password never lives here: see README)."""
+
+    enabled: bool = Field(default=False, description="send alert emails while armed")
+    host: str = Field(default="", description="SMTP server host name")
+    port: int = Field(default=587, ge=1, le=65535, description="465 = implicit TLS, 587 = STARTTLS")
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls, tls (implicit) or none (local relays only)"
+    )
+    username: str = Field(default="", description="SMTP login; empty = no AUTH")
+    sender: str = Field(default="", description="From: address")
+    recipients: list[str] = Field(default_factory=list, description="To: addresses")
+    min_interval_s: float = Field(
+        default=60.0, ge=0.0, le=86400.0, description="at most one email per this many seconds"
+    )
+    timeout_s: float = Field(default=20.0, ge=1.0, le=300.0, description="SMTP network timeout")
+    verify_tls: bool = Field(default=True, description="verify the server certificate")
+    ca_file: Path | None = Field(default=None, description="extra CA bundle to trust")
+    catch_dir: Path | None = Field(
+        default=None, description="demo/testing: write .eml files here instead of sending"
+    )
+    max_message_bytes: int = Field(
+        default=1_000_000, ge=100_000, le=25_000_000, description="size cap of one email"
+    )
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for addr in value:
+            if "@" not in addr or any(c.isspace() for c in addr):
+                raise ValueError(f"not an email address: {addr!r}")
+        return value
+
+
+class WebConfig(Section):
+    """The web UI and JSON API."""
+
+    bind: str = Field(default="0.0.0.0", description="address gunicorn listens on")
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port")
+    base_url: str = Field(
+        default="http://homesec.local:8080", description="used for links in alert emails"
+    )
+    auth: bool = Field(default=True, description="require login (turn off only on a trusted LAN)")
+    trust_networks: list[str] = Field(
+        default_factory=list, description="CIDRs whose clients skip login, e.g. 192.168.1.0/24"
+    )
+    session_days: int = Field(default=30, ge=1, le=365, description="how long a login lasts")
+    workers: int = Field(default=2, ge=1, le=8, description="gunicorn worker processes")
+
+
+class Config(Section):
+    """The whole configuration file."""
+
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    alarm: AlarmConfig = Field(default_factory=AlarmConfig)
+    mail: MailConfig = Field(default_factory=MailConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+
+
+def _format_error(path: Path | str, exc: ValidationError, data: dict[str, Any]) -> str:
+    """One line per problem: file, dotted key, what is wrong, the value given."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) if loc else "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the example config)"
+        if "input" in err and err["type"] != "extra_forbidden" and not isinstance(
+            err["input"], dict
+        ):
+            msg += f" (got {err['input']!r})"
+        lines.append(f"{path}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse(data: dict[str, Any], source: Path | str = "<config>") -> Config:
+    """Validate a dict (as read from TOML) into a Config, or raise ConfigError."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc, data)) from None
+
+
+def load(path: Path | str | None) -> Config:
+    """Read and validate a TOML file; `None` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, path)
+
+
+def summary(cfg: Config) -> str:
+    """A one-line description for `check-config` and start-up logs (no secrets)."""
+    cam = cfg.camera
+    src = cam.source if cam.source != "opencv" else f"opencv {cam.device}"
+    mail = (
+        f"mail to {len(cfg.mail.recipients)} recipient(s) via {cfg.mail.host or cfg.mail.catch_dir}"
+        if cfg.mail.enabled
+        else "mail off"
+    )
+    auth = "login required" if cfg.web.auth else "NO LOGIN"
+    return (
+        f"camera '{cam.name}' ({src}, {cam.width}x{cam.height} @ {cam.fps:g} fps), "
+        f"state in {cfg.paths.state_dir}, {mail}, web on {cfg.web.bind}:{cfg.web.port} ({auth})"
+    )

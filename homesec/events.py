@@ -1,0 +1,139 @@
+"""EventTracker: turns the detector's per-frame results into motion events.
+
+Why confirmation: single frames of "motion" come from noise bursts, compression glitches and
+insects; a real intruder keeps moving. An event starts only when motion has lasted `confirm_s`
+(a one-frame gap is forgiven), and it ends after `post_motion_s` without motion, so one person
+walking around is one event, not twenty. The tracker is pure bookkeeping, no I/O: the daemon
+and `homesec analyze` feed it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from homesec.camera.base import Frame
+from homesec.config import EventsConfig
+from homesec.motion import MotionResult
+
+Box = tuple[int, int, int, int]
+
+
+def union_box(boxes: list[Box], current: Box | None = None) -> Box | None:
+    """The smallest box containing all `boxes` (and `current`)."""
+    all_boxes = list(boxes) + ([current] if current is not None else [])
+    if not all_boxes:
+        return None
+    x0 = min(b[0] for b in all_boxes)
+    y0 = min(b[1] for b in all_boxes)
+    x1 = max(b[0] + b[2] for b in all_boxes)
+    y1 = max(b[1] + b[3] for b in all_boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass
+class Event:
+    """One motion event as it grows. `id` is set once the store has written it."""
+
+    start_frame: int
+    start_mono: float
+    start_wall: float
+    end_frame: int
+    end_mono: float
+    end_wall: float
+    peak_area_pct: float = 0.0
+    boxes: list[Box] = field(default_factory=list)  # boxes of the best frame
+    union: Box | None = None
+    best_frame: int = -1
+    best_wall: float = 0.0
+    best_image: np.ndarray | None = field(default=None, repr=False)
+    motion_frames: int = 0
+    id: int | None = None
+    closed: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the first to the last frame with motion."""
+        return self.end_mono - self.start_mono
+
+
+@dataclass
+class TrackerUpdate:
+    """What changed with one frame: an event started, and/or one ended."""
+
+    started: Event | None = None
+    ended: Event | None = None
+
+
+class EventTracker:
+    """Feed it `(frame, result)` for every frame; it says when events start and end."""
+
+    def __init__(self, cfg: EventsConfig | None = None, keep_images: bool = True) -> None:
+        self.cfg = cfg or EventsConfig()
+        self.keep_images = keep_images
+        self.current: Event | None = None
+        self._pending: Event | None = None
+        self._last_motion_mono = 0.0
+        self._last_frame: Frame | None = None
+        self._frame_dt = 0.0
+
+    def _note_motion(self, ev: Event, frame: Frame, result: MotionResult) -> None:
+        ev.end_frame, ev.end_mono, ev.end_wall = frame.index, frame.mono_s, frame.wall_s
+        ev.motion_frames += 1
+        ev.union = union_box(result.boxes, ev.union)
+        if result.area_pct > ev.peak_area_pct or ev.best_frame < 0:
+            ev.peak_area_pct = result.area_pct
+            ev.boxes = list(result.boxes)
+            ev.best_frame, ev.best_wall = frame.index, frame.wall_s
+            if self.keep_images:
+                ev.best_image = frame.color()
+
+    def update(self, frame: Frame, result: MotionResult) -> TrackerUpdate:
+        """Account for one frame."""
+        out = TrackerUpdate()
+        if self._last_frame is not None:
+            dt = frame.mono_s - self._last_frame.mono_s
+            if dt > 0:
+                self._frame_dt = dt if self._frame_dt == 0 else 0.9 * self._frame_dt + 0.1 * dt
+        self._last_frame = frame
+        gap_allowed = max(1.5 * self._frame_dt, 0.15)
+        ev = self.current
+        if ev is not None:
+            if result.motion:
+                self._note_motion(ev, frame, result)
+            quiet_for = frame.mono_s - ev.end_mono
+            if quiet_for >= self.cfg.post_motion_s or frame.mono_s - ev.start_mono >= self.cfg.max_event_s:
+                out.ended = self._close()
+            return out
+
+        pend = self._pending
+        if result.motion:
+            if pend is not None and frame.mono_s - pend.end_mono > gap_allowed:
+                pend = None
+            if pend is None:
+                pend = Event(frame.index, frame.mono_s, frame.wall_s,
+                             frame.index, frame.mono_s, frame.wall_s)
+            self._note_motion(pend, frame, result)
+            self._pending = pend
+            # Confirmed: motion lasted confirm_s (allowing half a frame of timing jitter).
+            needed = max(0.0, self.cfg.confirm_s - 0.5 * self._frame_dt)
+            if (pend.motion_frames >= 2 and frame.mono_s - pend.start_mono >= needed) or (
+                self.cfg.confirm_s == 0
+            ):
+                self.current, self._pending = pend, None
+                out.started = pend
+        elif pend is not None and frame.mono_s - pend.end_mono > gap_allowed:
+            self._pending = None
+        return out
+
+    def _close(self) -> Event | None:
+        ev, self.current = self.current, None
+        if ev is not None:
+            ev.closed = True
+        return ev
+
+    def finish(self) -> Event | None:
+        """Close the event in progress (stream ended or the daemon stops)."""
+        self._pending = None
+        return self._close()
