@@ -54,7 +54,7 @@ def analyze(video: str, cfg: Config, fps: float | None = None
     if cam.fps <= 0:
         cam.fps = DEFAULT_FPS
     fps_used = cam.fps
-    detector = MotionDetector(cfg.motion)
+    detector = MotionDetector(cfg.motion, fps=fps_used)
     tracker = EventTracker(cfg.events, keep_images=False)
     frames = events = light = 0
     detect_s = 0.0

@@ -1,25 +1,42 @@
-"""MotionDetector: frame differencing against a running background, pure computation, no I/O.
+"""MotionDetector: background subtraction with a learnt per-pixel noise level; pure computation.
 
-Pipeline per frame (all at the small detection width, so cost hardly grows with camera size):
-downscale (area) -> blur -> difference with the running background, after compensating a global
-brightness gain (auto-exposure steps, the sun behind a cloud) -> threshold against a per-pixel noise
-level that the detector measures itself -> morphology -> connected regions -> boxes in full-frame
-coordinates.
+Pipeline per frame, all at the small detection width so the cost hardly grows with camera size:
+downscale (halvings with area averaging, the fast path in OpenCV) -> light blur -> compare with the
+running background after compensating a global brightness gain -> threshold against what each pixel
+is known to do by itself (noise, restlessness) -> structure test when much changes -> morphology ->
+outer contours -> boxes in input-frame coordinates.
 
-Why a per-pixel noise level: a dark room is noisy, a bright wall is not; one fixed threshold is
-either blind in the dark or jumpy in the light. The same measurement, learned slowly while a pixel
-keeps changing, is the "smart mask": where leaves sway all day the threshold rises, so the tree is
-not a stream of events while a person (a large, new change) still stands out.
-
-Why light changes are recognised by structure: when a lamp goes on, pixels change a lot but the
-local pattern (edges, texture) stays; when a person walks in, the pattern itself changes. Changed
-pixels whose neighbourhood still correlates with the background are counted as light, not motion;
-if much of the frame changes that way (or an implausibly large part changes at all) the frame is a
-`light_change`, no motion is reported, and the background is re-learnt quickly.
+Why each step (the physics behind it):
+- Per-pixel noise. A dark room is noisy, a bright wall is not, compression flickers around edges:
+  one fixed threshold is either blind in the dark or jumpy in the light. Each pixel's mean absolute
+  deviation from the background is measured while it is not part of a moving object; the threshold
+  is a multiple of it, never below a floor of a few grey levels (composited or very clean video has
+  zero noise, yet codecs still flicker by a few levels).
+- Neighbourhood background. A pixel counts as changed only when it differs from every background
+  value in its 3x3 neighbourhood (the background's local min/max). Sub-pixel camera shake,
+  compression ringing along edges and small sway do not create values the neighbourhood lacks; a
+  person does.
+- Restlessness (the Motion daemon's "smart mask"). Where the scene changes again and again (leaves,
+  water, a flag) a slow per-pixel average of "changed" rises and multiplies that pixel's threshold,
+  so a tree is not a stream of events while a person (a large, new, strong change) still stands out.
+  It is learnt from the very first frames too: the warm-up measures each pixel's variability, a
+  swaying branch included.
+- Light changes. A lamp, a cloud or an auto-exposure step changes many pixels but keeps the local
+  pattern (edges, texture); a person replaces it. When a sizeable part of the frame changes, the
+  normalised cross-correlation of current and background is measured in 8x8 blocks: if the
+  textured changed blocks mostly keep their structure, the frame is a `light_change`, no motion is
+  reported and the background is re-learnt within a fraction of a second. Smaller structure-keeping
+  patches (a sun patch, headlights) are simply removed from the changed pixels. The test costs a
+  few hundred microseconds and only runs when there is candidate change.
+- Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
+  15 fps Pi stream and a 30 fps file behave alike.
+- Warm-up. A camera starts dark and its auto-exposure settles; the first second (longer while the
+  brightness is still moving) only teaches the background and the noise level.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -27,29 +44,52 @@ import numpy as np
 
 from homesec.config import MaskConfig, MotionConfig
 
-# The first frames of a stream (camera start-up, auto-exposure settling) only teach the background.
-WARMUP_FRAMES = 8
-# Background learning rates per frame: quiet pixels follow slow scene changes within seconds;
-# pixels in motion are absorbed only slowly (a parked car becomes background in about a minute).
-BG_ALPHA = 0.04
-BG_ALPHA_MOTION = 0.002
-# After a light change the background is re-learnt fast for this many frames.
-RELEARN_FRAMES = 6
-RELEARN_ALPHA = 0.5
-# Noise: threshold = NOISE_K * per-pixel mean absolute deviation, never below NOISE_FLOOR grey levels
-# (a composited or very clean picture has zero noise, yet compression still flickers by a few levels).
+DEFAULT_FPS = 15.0
+# Warm-up: learn for this long after the brightness has settled, at most WARMUP_MAX_S in total.
+WARMUP_S = 1.0
+WARMUP_MAX_S = 6.0
+WARMUP_STABLE_GAIN = 0.03
+# Background time constants: quiet pixels follow slow scene changes within seconds; pixels under a
+# moving object are absorbed only slowly (a parked car becomes background in about a minute).
+BG_TAU_S = 2.0
+BG_TAU_MOTION_S = 60.0
+# Per-pixel noise: threshold = NOISE_K * mean absolute deviation, never below NOISE_FLOOR levels.
+NOISE_TAU_S = 4.0
 NOISE_K = 4.0
-NOISE_FLOOR = 7.0
-NOISE_ALPHA = 0.03
-# Restlessness: how often a pixel was recently "in motion"; it multiplies that pixel's threshold.
-RESTLESS_ALPHA = 0.02
+NOISE_FLOOR = 6.0
+NOISE_INIT = 2.0
+# Restlessness ("smart mask"): share of recent time a pixel was changed; multiplies its threshold.
+# A tree is restless as a whole: the map is spread to each pixel's 5x5 neighbourhood (max), and a
+# pixel changed a quarter of the time (leaves against the sky in wind) gets the full gain.
+RESTLESS_TAU_S = 5.0
 RESTLESS_GAIN = 4.0
-# Structure test for light changes (normalised cross-correlation in a small window).
-NCC_WINDOW = 7
-NCC_LIGHT = 0.8
-TEXTURE_MIN_VAR = 12.0
-# A frame where more than this share changes at all is a global change even if unstructured.
-GLOBAL_CHANGE_FRAC = 0.6
+RESTLESS_FULL = 0.25
+RESTLESS_SPREAD = 5
+# Slow statistics (noise, restlessness, thresholds) are refreshed every this many frames.
+SLOW_EVERY = 4
+# After a light change the background is re-learnt with this time constant for RELEARN_S.
+RELEARN_TAU_S = 0.06
+RELEARN_S = 0.3
+# Structure test in BLOCK x BLOCK blocks: a block is "changed" when CHANGED_BLOCK of it changed,
+# textured when both images have a local variance over TEXTURE_VAR (grey levels squared) and over
+# TEXTURE_NOISE_K^2 times the noise variance; it keeps its structure when the NCC exceeds NCC_LIGHT.
+BLOCK = 8
+CHANGED_BLOCK = 0.2
+TEXTURE_VAR = 16.0
+TEXTURE_NOISE_K = 3.0
+NCC_LIGHT = 0.7
+# The structure test runs when more than this share of the frame changed.
+STRUCTURE_MIN_FRAC = 0.01
+# A frame is a light change when changed blocks cover this share of the frame (of the configured
+# light_change_pct, which is the share at which any change counts as global) and at least
+# LIGHT_KEPT_SHARE of the judged (textured) changed blocks kept their structure.
+LIGHT_MIN_SHARE = 0.25
+LIGHT_KEPT_SHARE = 0.6
+# ... provided at least this many / this share of the changed blocks could be judged (textured).
+LIGHT_MIN_JUDGED = 6
+LIGHT_JUDGED_SHARE = 0.25
+# Nearly the whole frame changed: global whatever the structure says.
+GLOBAL_CHANGE_FRAC = 0.9
 
 
 @dataclass
@@ -81,134 +121,294 @@ def mask_image(masks: list[MaskConfig], width: int, height: int) -> np.ndarray |
     return img
 
 
-class MotionDetector:
-    """Stateful detector for one camera; feed it every frame's luma plane in order."""
+def alpha_for(tau_s: float, dt_s: float) -> float:
+    """Per-step weight of an exponential average with time constant tau_s, steps dt_s apart."""
+    return 1.0 - math.exp(-dt_s / tau_s)
 
-    def __init__(self, cfg: MotionConfig | None = None) -> None:
+
+class Downscaler:
+    """Luma of any size -> detection size, cheaply.
+
+    Why halvings: OpenCV's area interpolation has a fast path for exactly 2x that averages 2x2
+    pixels (noise falls by half each time); other ratios take a generic path up to 20x slower. So
+    the frame is halved while it stays at least twice the detection width, and the last step (a
+    ratio under 2, on a small, already averaged image) is bilinear.
+    """
+
+    def __init__(self, in_w: int, in_h: int, detect_width: int) -> None:
+        self.steps: list[tuple[int, int]] = []
+        w, h = in_w, in_h
+        while w // 2 >= detect_width:
+            w, h = w // 2, h // 2
+            self.steps.append((w, h))
+        dw = min(detect_width, in_w)
+        dh = max(1, round(in_h * dw / in_w))
+        self.final = (dw, dh) if (w, h) != (dw, dh) else None
+        self.size = (dw, dh)
+
+    def __call__(self, luma: np.ndarray) -> np.ndarray:
+        """The downscaled uint8 image."""
+        img = luma
+        for size in self.steps:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        if self.final is not None:
+            img = cv2.resize(img, self.final, interpolation=cv2.INTER_LINEAR)
+        return img
+
+
+class MotionDetector:
+    """Stateful detector for one camera; feed it every frame's luma plane in order.
+
+    `fps` (optional) is the frame rate of the stream; the learning rates are defined per second.
+    """
+
+    def __init__(self, cfg: MotionConfig | None = None, fps: float | None = None) -> None:
         self.cfg = cfg or MotionConfig()
-        self._shape: tuple[int, int] | None = None
-        self._bg: np.ndarray | None = None
-        self._dev: np.ndarray | None = None
-        self._restless: np.ndarray | None = None
-        self._mask: np.ndarray | None = None
-        self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-        self._close_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-        self._frames = 0
-        self._relearn = 0
-        self._scale = 1.0
+        self.fps = fps if fps and fps > 0 else DEFAULT_FPS
+        dt = 1.0 / self.fps
+        self._a_bg = alpha_for(BG_TAU_S, dt)
+        self._a_bg_motion = alpha_for(BG_TAU_MOTION_S, dt)
+        self._a_noise = alpha_for(NOISE_TAU_S, dt * SLOW_EVERY)
+        self._a_rest = alpha_for(RESTLESS_TAU_S, dt * SLOW_EVERY)
+        self._a_relearn = alpha_for(RELEARN_TAU_S, dt)
+        self._relearn_frames = max(2, round(RELEARN_S * self.fps))
+        self._warmup_frames = max(5, round(WARMUP_S * self.fps))
+        self._warmup_max = max(self._warmup_frames, round(WARMUP_MAX_S * self.fps))
+        self._k_open = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+        self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+        self._k_spread = cv2.getStructuringElement(cv2.MORPH_RECT, (RESTLESS_SPREAD, RESTLESS_SPREAD))
+        self.debug: dict[str, float] = {}
+        self.reset()
 
     def reset(self) -> None:
-        """Forget the background (after the camera was reopened, say)."""
-        self._shape = None
-        self._bg = None
+        """Forget everything learnt (after the camera was reopened, say)."""
+        self._in_shape: tuple[int, int] | None = None
         self._frames = 0
+
+    # ----------------------------------------------------------------- set-up and learning
 
     def _setup(self, luma: np.ndarray) -> None:
         h, w = luma.shape[:2]
-        dw = min(self.cfg.detect_width, w)
-        dh = max(1, round(h * dw / w))
-        self._shape = (h, w)
-        self._small = (dw, dh)
-        self._scale = w / dw
+        self._in_shape = (h, w)
+        self._down = Downscaler(w, h, self.cfg.detect_width)
+        dw, dh = self._down.size
+        self._sx, self._sy = w / dw, h / dh
+        self._npx = dw * dh
         self._mask = mask_image(self.cfg.masks, dw, dh)
-        self._dev = np.full((dh, dw), NOISE_FLOOR / NOISE_K, np.float32)
-        self._restless = np.zeros((dh, dw), np.float32)
+        self._examined = self._npx if self._mask is None else max(1, cv2.countNonZero(self._mask))
+        self._bg = np.zeros((dh, dw), np.float32)
+        self._bg8 = np.zeros((dh, dw), np.uint8)
+        self._lo = self._hi = self._bg8
+        self._dev = np.full((dh, dw), NOISE_INIT, np.float32)
+        self._rest = np.zeros((dh, dw), np.float32)
+        self._rest_acc = np.zeros((dh, dw), np.float32)
+        self._thresh = np.full((dh, dw), NOISE_FLOOR, np.uint8)
+        self._fg = np.zeros((dh, dw), np.uint8)
+        self._fg_any = False
+        self._bh, self._bw = dh // BLOCK, dw // BLOCK
         self._frames = 0
+        self._stable = 0
+        self._relearn = 0
+        self._warm = True
+        self._last_gain = 1.0
 
     def _prepare(self, luma: np.ndarray) -> np.ndarray:
-        """Downscale (area) and blur; float32 at detection size."""
         if luma.ndim == 3:
             luma = luma[..., 0]
-        small = luma
-        if (luma.shape[1], luma.shape[0]) != self._small:
-            small = cv2.resize(luma, self._small, interpolation=cv2.INTER_AREA)
-        return cv2.GaussianBlur(small, (5, 5), 0).astype(np.float32)
+        small = self._down(luma)
+        # A 3x3 blur removes single-pixel noise and codec mosquito noise at little cost.
+        return cv2.GaussianBlur(small, (3, 3), 0)
 
-    def _structure_kept(self, cur: np.ndarray, bg: np.ndarray) -> np.ndarray:
-        """Boolean image: where the local pattern still matches the background (light, not motion)."""
-        k = (NCC_WINDOW, NCC_WINDOW)
-        mc, mb = cv2.blur(cur, k), cv2.blur(bg, k)
-        vc = cv2.blur(cur * cur, k) - mc * mc
-        vb = cv2.blur(bg * bg, k) - mb * mb
-        cov = cv2.blur(cur * bg, k) - mc * mb
-        ncc = cov / np.sqrt(np.maximum(vc * vb, 1e-6))
-        textured = (vb > TEXTURE_MIN_VAR) & (vc > TEXTURE_MIN_VAR)
-        return textured & (ncc > NCC_LIGHT)
+    def _refresh_background(self) -> None:
+        """uint8 background and its 3x3 neighbourhood min/max, after the float background moved."""
+        self._bg8 = cv2.convertScaleAbs(self._bg)
+        self._lo = cv2.erode(self._bg8, self._k_open)
+        self._hi = cv2.dilate(self._bg8, self._k_open)
+
+    def _refresh_threshold(self) -> None:
+        """Per-pixel threshold from noise level and restlessness (uint8, grey levels)."""
+        t = self._dev * (NOISE_K / self.cfg.sensitivity)
+        if self.cfg.learn_restless:
+            rest = cv2.dilate(self._rest, self._k_spread)
+            t = t * (1.0 + (RESTLESS_GAIN / RESTLESS_FULL) * np.minimum(rest, RESTLESS_FULL))
+        self._thresh = cv2.max(cv2.convertScaleAbs(t), NOISE_FLOOR / self.cfg.sensitivity)
+
+    def _learn_slow(self, cur: np.ndarray, gain: float, changed: np.ndarray) -> None:
+        """Every SLOW_EVERY frames: noise level and restlessness, then the threshold."""
+        quiet = cv2.bitwise_not(self._fg) if self._fg_any else None
+        ref = self._bg8 if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(self._bg, alpha=gain)
+        dev_now = cv2.absdiff(cur, ref).astype(np.float32)
+        # A pixel's measured deviation may not jump: cap what one sample teaches at the threshold.
+        np.minimum(dev_now, self._thresh, out=dev_now)
+        cv2.accumulateWeighted(dev_now, self._dev, self._a_noise, quiet)
+        if self.cfg.learn_restless:
+            cv2.accumulateWeighted(self._rest_acc, self._rest, self._a_rest)
+            self._rest_acc[:] = 0
+        self._refresh_threshold()
+
+    def _warmup(self, cur: np.ndarray) -> MotionResult:
+        """Learn the background fast and each pixel's variability; report nothing."""
+        self._frames += 1
+        if self._frames == 1:
+            self._bg[:] = cur
+            self._refresh_background()
+            return MotionResult(motion=False, warming_up=True)
+        m_bg = float(cv2.mean(self._bg8)[0])
+        gain = float(cv2.mean(cur)[0]) / m_bg if m_bg > 4.0 else 2.0
+        if abs(gain - 1.0) > WARMUP_STABLE_GAIN:
+            # Exposure still settling: follow it, do not learn noise from it.
+            self._stable = 0
+            cv2.accumulateWeighted(cur, self._bg, 0.7)
+        else:
+            self._stable += 1
+            a = max(1.0 / (self._stable + 1), self._a_bg)
+            diff = cv2.absdiff(cur, self._bg8).astype(np.float32)
+            cv2.accumulateWeighted(diff, self._dev, max(1.0 / self._stable, self._a_noise))
+            cv2.accumulateWeighted(cur, self._bg, a)
+        self._refresh_background()
+        if self._stable >= self._warmup_frames or self._frames >= self._warmup_max:
+            self._warm = False
+            self._refresh_threshold()
+        return MotionResult(motion=False, warming_up=True)
+
+    # ----------------------------------------------------------------- the structure test
+
+    def _structure(self, cur: np.ndarray, ref: np.ndarray, changed: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per 8x8 block: changed?, textured?, structure kept (NCC high)? as boolean arrays."""
+        bh, bw = self._bh, self._bw
+        hh, ww = bh * BLOCK, bw * BLOCK
+        c = cur[:hh, :ww].astype(np.float32)
+        r = ref[:hh, :ww].astype(np.float32)
+
+        def pool(img: np.ndarray) -> np.ndarray:
+            return cv2.resize(img, (bw, bh), interpolation=cv2.INTER_AREA)
+
+        mc, mr = pool(c), pool(r)
+        vc = pool(c * c) - mc * mc
+        vr = pool(r * r) - mr * mr
+        cov = pool(c * r) - mc * mr
+        ncc = cov / np.sqrt(np.maximum(vc * vr, 1e-6))
+        chg = pool(changed[:hh, :ww]) > (255.0 * CHANGED_BLOCK)
+        noise = pool(self._dev[:hh, :ww])
+        tex_min = np.maximum(TEXTURE_VAR, (TEXTURE_NOISE_K * 1.25 * noise) ** 2)
+        textured = (vr > tex_min) & (vc > tex_min)
+        kept = textured & (ncc > NCC_LIGHT)
+        return chg, textured, kept
+
+    # ----------------------------------------------------------------- per frame
 
     def update(self, luma: np.ndarray) -> MotionResult:
         """Examine one frame and learn from it."""
-        if self._shape != luma.shape[:2]:
+        if self._in_shape != luma.shape[:2]:
             self._setup(luma)
         cur = self._prepare(luma)
-        assert self._dev is not None and self._restless is not None
-        if self._bg is None:
-            self._bg = cur.copy()
-        bg = self._bg
+        if self._warm:
+            return self._warmup(cur)
         self._frames += 1
+        slow = self._frames % SLOW_EVERY == 0
 
-        # Global gain: auto-exposure and clouds scale the whole picture.
-        mean_bg = float(cv2.mean(bg)[0])
-        gain = float(cv2.mean(cur)[0]) / mean_bg if mean_bg > 1.0 else 1.0
-        ref = bg * gain if abs(gain - 1.0) > 0.01 else bg
-        diff = cv2.absdiff(cur, ref)
+        # Global gain (auto-exposure, clouds), measured where nothing moved in the last frame.
+        if self._fg_any:
+            quiet = cv2.bitwise_not(self._fg)
+            m_cur, m_bg = cv2.mean(cur, quiet)[0], cv2.mean(self._bg8, quiet)[0]
+        else:
+            m_cur, m_bg = cv2.mean(cur)[0], cv2.mean(self._bg8)[0]
+        gain = m_cur / m_bg if m_bg > 2.0 else 1.0
+        if abs(gain - 1.0) < 0.01:
+            gain = 1.0
+            lo, hi, ref = self._lo, self._hi, self._bg8
+        else:
+            lo = cv2.convertScaleAbs(self._lo, alpha=gain)
+            hi = cv2.convertScaleAbs(self._hi, alpha=gain)
+            ref = cv2.convertScaleAbs(self._bg, alpha=gain)
 
-        if self._frames <= WARMUP_FRAMES:
-            # Start-up: learn the background fast and the noise level from frame-to-frame change.
-            a = 1.0 / self._frames
-            cv2.accumulateWeighted(cur, bg, max(a, 0.3))
-            cv2.accumulateWeighted(diff, self._dev, max(a, 0.3))
-            return MotionResult(motion=False, warming_up=True)
-
-        thresh = np.maximum(self._dev * (NOISE_K / self.cfg.sensitivity), NOISE_FLOOR)
-        if self.cfg.learn_restless:
-            thresh *= 1.0 + RESTLESS_GAIN * self._restless
-        changed = (diff > thresh).astype(np.uint8)
+        # Difference outside the neighbourhood's background range, against each pixel's threshold.
+        diff = cv2.add(cv2.subtract(cur, hi), cv2.subtract(lo, cur))
+        changed = cv2.compare(diff, self._thresh, cv2.CMP_GT)
         if self._mask is not None:
-            changed &= self._mask > 0
-        changed_frac = float(cv2.countNonZero(changed)) / changed.size
+            changed = cv2.bitwise_and(changed, self._mask)
+        n_changed = cv2.countNonZero(changed)
+        frac = n_changed / self._examined
+        self.debug = {"gain": gain, "frac": frac}
 
         light = False
-        if changed_frac > 0.002:
-            kept = self._structure_kept(cur, ref)
-            light_px = float(np.count_nonzero(kept & (changed > 0)))
-            light_frac = light_px / changed.size
+        if self._relearn > 0:
+            self._relearn -= 1
+        elif frac > STRUCTURE_MIN_FRAC:
+            chg, textured, kept = self._structure(cur, ref, changed)
+            n_chg = int(np.count_nonzero(chg))
+            judged = int(np.count_nonzero(chg & textured))
+            n_kept = int(np.count_nonzero(chg & kept))
+            chg_share = n_chg / max(1, chg.size)
+            self.debug.update(chg_share=chg_share, judged=judged, kept=n_kept)
+            big = self.cfg.light_change_pct / 100.0
+            # Evidence: enough of the changed blocks must be textured to judge their structure.
+            enough = judged >= max(LIGHT_MIN_JUDGED, LIGHT_JUDGED_SHARE * n_chg)
             light = (
-                light_frac * 100.0 > self.cfg.light_change_pct * 0.5
-                or (changed_frac * 100.0 > self.cfg.light_change_pct
-                and light_frac > 0.3 * changed_frac)
-                or changed_frac > GLOBAL_CHANGE_FRAC
+                (chg_share > LIGHT_MIN_SHARE * big and enough and n_kept >= LIGHT_KEPT_SHARE * judged)
+                or (frac > big and n_kept >= 0.5 * judged)
+                or frac > GLOBAL_CHANGE_FRAC
             )
-            if not light:
-                changed[kept] = 0
+            if not light and n_kept:
+                # Local light (a sun patch, headlights): not motion.
+                keep = cv2.resize((chg & kept).astype(np.uint8), (self._bw * BLOCK, self._bh * BLOCK),
+                                  interpolation=cv2.INTER_NEAREST)
+                sub = changed[: keep.shape[0], : keep.shape[1]]
+                sub[keep > 0] = 0
+            if light:
+                self._relearn = self._relearn_frames
 
         if light or self._relearn > 0:
             # Re-learn the background quickly; report no motion meanwhile.
-            self._relearn = RELEARN_FRAMES if light else self._relearn - 1
-            cv2.accumulateWeighted(cur, bg, RELEARN_ALPHA)
+            cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
+            self._refresh_background()
+            self._fg_any = False
             return MotionResult(motion=False, light_change=light)
 
-        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
-        changed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, self._close_kernel)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
-        min_px = self.cfg.min_area_pct / 100.0 * changed.size
         boxes: list[tuple[int, int, int, int]] = []
-        area = 0
-        for i in range(1, n):
-            x, y, w, h, a = stats[i]
-            if a < min_px:
-                changed[labels == i] = 0
-                continue
-            area += int(a)
-            s = self._scale
-            boxes.append((int(x * s), int(y * s), int(np.ceil(w * s)), int(np.ceil(h * s))))
+        area = 0.0
+        fg = self._fg
+        if n_changed:
+            fg = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
+            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._k_close)
+            contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            min_px = max(4.0, self.cfg.min_area_pct / 100.0 * self._npx)
+            sx, sy = self._sx, self._sy
+            objects = []
+            for cnt in contours:
+                a = cv2.contourArea(cnt)
+                if a < min_px:
+                    continue
+                objects.append(cnt)
+                area += a
+                x, y, w, h = cv2.boundingRect(cnt)
+                boxes.append((int(x * sx), int(y * sy), math.ceil(w * sx), math.ceil(h * sy)))
+            # Objects are excluded from learning; specks (leaves, noise) teach the noise level.
+            if objects:
+                fg = np.zeros_like(changed)
+                cv2.drawContours(fg, objects, -1, 255, -1)
+                self._fg, self._fg_any = fg, True
+            elif self._fg_any:
+                self._fg = np.zeros_like(changed)
+                self._fg_any = False
+        elif self._fg_any:
+            self._fg = np.zeros_like(changed)
+            self._fg_any = False
 
-        # Learn: background slowly (more slowly under motion), noise and restlessness.
-        moving = changed > 0
-        alpha = np.where(moving, BG_ALPHA_MOTION, BG_ALPHA).astype(np.float32)
-        bg += alpha * (cur - bg)
-        quiet = ~moving
-        self._dev[quiet] += NOISE_ALPHA * (np.minimum(diff[quiet], thresh[quiet]) - self._dev[quiet])
-        cv2.accumulateWeighted(moving.astype(np.float32), self._restless, RESTLESS_ALPHA)
+        # Learn: background (slowly under motion), restlessness, and every few frames the noise.
+        if self._fg_any:
+            cv2.accumulateWeighted(cur, self._bg, self._a_bg, cv2.bitwise_not(self._fg))
+            cv2.accumulateWeighted(cur, self._bg, self._a_bg_motion, self._fg)
+        else:
+            cv2.accumulateWeighted(cur, self._bg, self._a_bg)
+        if n_changed and self.cfg.learn_restless:
+            cv2.accumulate(changed, self._rest_acc)
+        if slow:
+            if self.cfg.learn_restless:
+                cv2.multiply(self._rest_acc, 1.0 / (255.0 * SLOW_EVERY), self._rest_acc)
+            self._learn_slow(cur, gain, changed)
+        self._refresh_background()
 
-        area_pct = 100.0 * area / changed.size
+        area_pct = 100.0 * area / self._npx
         return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
