@@ -65,8 +65,10 @@ RESTLESS_TAU_S = 5.0
 RESTLESS_GAIN = 4.0
 RESTLESS_FULL = 0.25
 RESTLESS_SPREAD = 5
-# Slow statistics (noise, restlessness, thresholds) are refreshed every this many frames.
-SLOW_EVERY = 4
+# Slow statistics (noise, restlessness, thresholds, derived background images) are refreshed
+# about this often; the background itself every BG_EVERY frames.
+SLOW_PERIOD_S = 0.25
+BG_EVERY = 2
 # After a light change the background is re-learnt with this time constant for RELEARN_S.
 RELEARN_TAU_S = 0.06
 RELEARN_S = 0.3
@@ -74,6 +76,7 @@ RELEARN_S = 0.3
 # textured when both images have a local variance over TEXTURE_VAR (grey levels squared) and over
 # TEXTURE_NOISE_K^2 times the noise variance; it keeps its structure when the NCC exceeds NCC_LIGHT.
 BLOCK = 8
+HALF_BLOCK = BLOCK // 2
 CHANGED_BLOCK = 0.2
 TEXTURE_VAR = 16.0
 TEXTURE_NOISE_K = 3.0
@@ -141,8 +144,9 @@ class Downscaler:
         while w // 2 >= detect_width:
             w, h = w // 2, h // 2
             self.steps.append((w, h))
-        dw = min(detect_width, in_w)
-        dh = max(1, round(in_h * dw / in_w))
+        # Even sizes, so the detector's own halvings stay on the fast path.
+        dw = max(16, min(detect_width, in_w) // 2 * 2)
+        dh = max(16, round(in_h * dw / in_w / 2) * 2)
         self.final = (dw, dh) if (w, h) != (dw, dh) else None
         self.size = (dw, dh)
 
@@ -166,16 +170,18 @@ class MotionDetector:
         self.cfg = cfg or MotionConfig()
         self.fps = fps if fps and fps > 0 else DEFAULT_FPS
         dt = 1.0 / self.fps
-        self._a_bg = alpha_for(BG_TAU_S, dt)
-        self._a_bg_motion = alpha_for(BG_TAU_MOTION_S, dt)
-        self._a_noise = alpha_for(NOISE_TAU_S, dt * SLOW_EVERY)
-        self._a_rest = alpha_for(RESTLESS_TAU_S, dt * SLOW_EVERY)
+        self._slow_every = max(2, round(SLOW_PERIOD_S * self.fps))
+        self._warm_n = max(1, round(WARMUP_S / SLOW_PERIOD_S))  # warm-up worth in slow samples
+        self._a_bg = alpha_for(BG_TAU_S, dt * BG_EVERY)
+        self._a_bg_motion = alpha_for(BG_TAU_MOTION_S, dt * BG_EVERY)
+        self._a_noise = alpha_for(NOISE_TAU_S, dt * self._slow_every)
+        self._a_rest = alpha_for(RESTLESS_TAU_S, dt * self._slow_every)
         self._a_relearn = alpha_for(RELEARN_TAU_S, dt)
         self._relearn_frames = max(2, round(RELEARN_S * self.fps))
         self._warmup_frames = max(5, round(WARMUP_S * self.fps))
         self._warmup_max = max(self._warmup_frames, round(WARMUP_MAX_S * self.fps))
         self._k_open = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-        self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+        self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
         self._k_spread = cv2.getStructuringElement(cv2.MORPH_RECT, (RESTLESS_SPREAD, RESTLESS_SPREAD))
         self.debug: dict[str, float] = {}
         self.reset()
@@ -205,17 +211,30 @@ class MotionDetector:
         self._thresh = np.full((dh, dw), NOISE_FLOOR, np.uint8)
         self._fg = np.zeros((dh, dw), np.uint8)
         self._fg_any = False
-        self._bh, self._bw = dh // BLOCK, dw // BLOCK
+        self._half = (dw // 2, dh // 2)
+        self._blocks_half = ((dw // BLOCK) * HALF_BLOCK, (dh // BLOCK) * HALF_BLOCK)
+        self._lit2: np.ndarray | None = None
+        self._tested_at = -10
+        self._tested_frac = 0.0
+        self._blocks = (dw // BLOCK, dh // BLOCK)
+        self._coarse_steps = [(dw >> k, dh >> k) for k in (1, 2, 3)]
+        self._bg_coarse = np.zeros((dh >> 3, dw >> 3), np.float32)
+        self._quiet_coarse: np.ndarray | None = None
+        self._block_noise_var = np.zeros((self._blocks[1], self._blocks[0]), np.float32)
+        self._min_px = max(8.0, self.cfg.min_area_pct / 100.0 * self._npx)
         self._frames = 0
         self._stable = 0
         self._relearn = 0
         self._warm = True
+        self._slow_n = 0
         self._last_gain = 1.0
 
     def _prepare(self, luma: np.ndarray) -> np.ndarray:
         if luma.ndim == 3:
             luma = luma[..., 0]
         small = self._down(luma)
+        if self._down.steps:
+            return small  # already the average of 2x2 or more pixels
         # A 3x3 blur removes single-pixel noise and codec mosquito noise at little cost.
         return cv2.GaussianBlur(small, (3, 3), 0)
 
@@ -224,25 +243,45 @@ class MotionDetector:
         self._bg8 = cv2.convertScaleAbs(self._bg)
         self._lo = cv2.erode(self._bg8, self._k_open)
         self._hi = cv2.dilate(self._bg8, self._k_open)
+        self._bg_coarse = self._to_coarse(self._bg8)
+
+    def _to_coarse(self, img: np.ndarray) -> np.ndarray:
+        """Block means (8x8 detection pixels) by three fast halvings, float32."""
+        for size in self._coarse_steps:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        return img.astype(np.float32)
 
     def _refresh_threshold(self) -> None:
         """Per-pixel threshold from noise level and restlessness (uint8, grey levels)."""
-        t = self._dev * (NOISE_K / self.cfg.sensitivity)
+        t = self._dev
         if self.cfg.learn_restless:
-            rest = cv2.dilate(self._rest, self._k_spread)
-            t = t * (1.0 + (RESTLESS_GAIN / RESTLESS_FULL) * np.minimum(rest, RESTLESS_FULL))
-        self._thresh = cv2.max(cv2.convertScaleAbs(t), NOISE_FLOOR / self.cfg.sensitivity)
+            rest = cv2.min(cv2.dilate(self._rest, self._k_spread), RESTLESS_FULL)
+            t = cv2.scaleAdd(cv2.multiply(t, rest), RESTLESS_GAIN / RESTLESS_FULL, t)
+        t8 = cv2.convertScaleAbs(t, alpha=NOISE_K / self.cfg.sensitivity)
+        self._thresh = cv2.max(t8, NOISE_FLOOR / self.cfg.sensitivity)
+        # Noise variance per structure-test block (half-size pixels average 4: variance / 4).
+        bw, bh = self._blocks
+        nd = cv2.resize(self._dev[: bh * BLOCK, : bw * BLOCK], (bw, bh), interpolation=cv2.INTER_AREA)
+        self._block_noise_var = (TEXTURE_NOISE_K * 1.25 * nd) ** 2 / 4.0
 
-    def _learn_slow(self, cur: np.ndarray, gain: float, changed: np.ndarray) -> None:
-        """Every SLOW_EVERY frames: noise level and restlessness, then the threshold."""
+    def _learn_slow(self, cur: np.ndarray, gain: float) -> None:
+        """Every few frames: noise level and restlessness, then the threshold."""
         quiet = cv2.bitwise_not(self._fg) if self._fg_any else None
-        ref = self._bg8 if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(self._bg, alpha=gain)
-        dev_now = cv2.absdiff(cur, ref).astype(np.float32)
+        ref = self._bg8 if gain == 1.0 else cv2.convertScaleAbs(self._bg, alpha=gain)
+        dev_now = cv2.absdiff(cur, ref)
         # A pixel's measured deviation may not jump: cap what one sample teaches at the threshold.
-        np.minimum(dev_now, self._thresh, out=dev_now)
-        cv2.accumulateWeighted(dev_now, self._dev, self._a_noise, quiet)
+        dev_now = cv2.min(dev_now, self._thresh).astype(np.float32)
+        # Early on, the averages are plain means of all samples so far (1/n), the best estimate
+        # from little data; after their time constant they become exponential averages. So a
+        # tree swaying from the first second is learnt within seconds, not minutes.
+        self._slow_n += 1
+        n = self._slow_n
+        cv2.accumulateWeighted(dev_now, self._dev, max(self._a_noise, 1.0 / (n + self._warm_n)), quiet)
         if self.cfg.learn_restless:
-            cv2.accumulateWeighted(self._rest_acc, self._rest, self._a_rest)
+            # rest += a * (share of the last few frames in which this pixel changed - rest)
+            a = max(self._a_rest, 1.0 / n)
+            cv2.addWeighted(self._rest, 1.0 - a, self._rest_acc, a / (255.0 * self._slow_every), 0.0,
+                            self._rest)
             self._rest_acc[:] = 0
         self._refresh_threshold()
 
@@ -273,13 +312,14 @@ class MotionDetector:
 
     # ----------------------------------------------------------------- the structure test
 
-    def _structure(self, cur: np.ndarray, ref: np.ndarray, changed: np.ndarray
+    def _structure(self, cur2: np.ndarray, ref2: np.ndarray, changed2: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per 8x8 block: changed?, textured?, structure kept (NCC high)? as boolean arrays."""
-        bh, bw = self._bh, self._bw
-        hh, ww = bh * BLOCK, bw * BLOCK
-        c = cur[:hh, :ww].astype(np.float32)
-        r = ref[:hh, :ww].astype(np.float32)
+        """Per block (8x8 detection pixels, pooled from the half-size images): changed?, textured?,
+        structure kept (NCC high)? as boolean arrays."""
+        bw, bh = self._blocks
+        hh, ww = bh * HALF_BLOCK, bw * HALF_BLOCK
+        c = cur2[:hh, :ww].astype(np.float32)
+        r = ref2[:hh, :ww].astype(np.float32)
 
         def pool(img: np.ndarray) -> np.ndarray:
             return cv2.resize(img, (bw, bh), interpolation=cv2.INTER_AREA)
@@ -289,12 +329,23 @@ class MotionDetector:
         vr = pool(r * r) - mr * mr
         cov = pool(c * r) - mc * mr
         ncc = cov / np.sqrt(np.maximum(vc * vr, 1e-6))
-        chg = pool(changed[:hh, :ww]) > (255.0 * CHANGED_BLOCK)
-        noise = pool(self._dev[:hh, :ww])
-        tex_min = np.maximum(TEXTURE_VAR, (TEXTURE_NOISE_K * 1.25 * noise) ** 2)
+        chg = pool(changed2[:hh, :ww]) > (255.0 * CHANGED_BLOCK)
+        tex_min = np.maximum(TEXTURE_VAR, self._block_noise_var)
         textured = (vr > tex_min) & (vc > tex_min)
         kept = textured & (ncc > NCC_LIGHT)
         return chg, textured, kept
+
+    def _gain(self, cur: np.ndarray) -> float:
+        """Global brightness gain of this frame over the background (auto-exposure, clouds).
+
+        With something moving, only over the 8x8 blocks it did not touch in the last frame: a
+        person covering a third of the picture must not look like the exposure changing."""
+        if not self._fg_any:
+            m_bg = cv2.mean(self._bg8)[0]
+            return cv2.mean(cur)[0] / m_bg if m_bg > 2.0 else 1.0
+        cc = self._to_coarse(cur)
+        m_bg = cv2.mean(self._bg_coarse, self._quiet_coarse)[0]
+        return cv2.mean(cc, self._quiet_coarse)[0] / m_bg if m_bg > 2.0 else 1.0
 
     # ----------------------------------------------------------------- per frame
 
@@ -306,22 +357,13 @@ class MotionDetector:
         if self._warm:
             return self._warmup(cur)
         self._frames += 1
-        slow = self._frames % SLOW_EVERY == 0
-
-        # Global gain (auto-exposure, clouds), measured where nothing moved in the last frame.
-        if self._fg_any:
-            quiet = cv2.bitwise_not(self._fg)
-            m_cur, m_bg = cv2.mean(cur, quiet)[0], cv2.mean(self._bg8, quiet)[0]
-        else:
-            m_cur, m_bg = cv2.mean(cur)[0], cv2.mean(self._bg8)[0]
-        gain = m_cur / m_bg if m_bg > 2.0 else 1.0
+        gain = self._gain(cur)
         if abs(gain - 1.0) < 0.01:
             gain = 1.0
-            lo, hi, ref = self._lo, self._hi, self._bg8
+            lo, hi = self._lo, self._hi
         else:
             lo = cv2.convertScaleAbs(self._lo, alpha=gain)
             hi = cv2.convertScaleAbs(self._hi, alpha=gain)
-            ref = cv2.convertScaleAbs(self._bg, alpha=gain)
 
         # Difference outside the neighbourhood's background range, against each pixel's threshold.
         diff = cv2.add(cv2.subtract(cur, hi), cv2.subtract(lo, cur))
@@ -331,12 +373,29 @@ class MotionDetector:
         n_changed = cv2.countNonZero(changed)
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
-
-        light = False
         if self._relearn > 0:
             self._relearn -= 1
-        elif frac > STRUCTURE_MIN_FRAC:
-            chg, textured, kept = self._structure(cur, ref, changed)
+            return self._relearning(cur, light=False)
+        if n_changed < self._min_px:
+            self._learn(cur, gain, None, n_changed and changed)
+            return MotionResult(motion=False)
+
+        # Half size from here on: 2x2 pixels must be at least half changed (isolated noise
+        # pixels vanish), and morphology, structure test and contours cost a quarter.
+        changed2 = cv2.resize(changed, self._half, interpolation=cv2.INTER_AREA)
+        changed2 = cv2.compare(changed2, 100, cv2.CMP_GT)
+        # The structure test: on every other frame at most while the change grows steadily (one
+        # frame of unjudged change cannot start an event), at once when the change jumps.
+        test = frac > STRUCTURE_MIN_FRAC and (
+            self._frames - self._tested_at >= 2 or frac > 1.25 * self._tested_frac + 0.005
+        )
+        if test:
+            self._tested_at, self._tested_frac = self._frames, frac
+            cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
+            ref2 = cv2.resize(self._bg8, self._half, interpolation=cv2.INTER_AREA)
+            if gain != 1.0:
+                ref2 = cv2.convertScaleAbs(ref2, alpha=gain)
+            chg, textured, kept = self._structure(cur2, ref2, changed2)
             n_chg = int(np.count_nonzero(chg))
             judged = int(np.count_nonzero(chg & textured))
             n_kept = int(np.count_nonzero(chg & kept))
@@ -350,65 +409,76 @@ class MotionDetector:
                 or (frac > big and n_kept >= 0.5 * judged)
                 or frac > GLOBAL_CHANGE_FRAC
             )
-            if not light and n_kept:
-                # Local light (a sun patch, headlights): not motion.
-                keep = cv2.resize((chg & kept).astype(np.uint8), (self._bw * BLOCK, self._bh * BLOCK),
-                                  interpolation=cv2.INTER_NEAREST)
-                sub = changed[: keep.shape[0], : keep.shape[1]]
-                sub[keep > 0] = 0
             if light:
                 self._relearn = self._relearn_frames
+                self._lit2 = None
+                return self._relearning(cur, light=True)
+            self._lit2 = None
+            if n_kept:
+                # Local light (a sun patch, headlights): not motion, here and in the next frame.
+                lit = cv2.resize((chg & kept).astype(np.uint8) * 255, self._blocks_half,
+                                 interpolation=cv2.INTER_NEAREST)
+                self._lit2 = cv2.copyMakeBorder(lit, 0, self._half[1] - lit.shape[0], 0,
+                                                self._half[0] - lit.shape[1], cv2.BORDER_CONSTANT, 0)
+        elif frac <= STRUCTURE_MIN_FRAC:
+            self._lit2 = None
+        if self._lit2 is not None:
+            changed2 = cv2.subtract(changed2, self._lit2)
 
-        if light or self._relearn > 0:
-            # Re-learn the background quickly; report no motion meanwhile.
-            cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
-            self._refresh_background()
-            self._fg_any = False
-            return MotionResult(motion=False, light_change=light)
-
+        fg2 = cv2.morphologyEx(changed2, cv2.MORPH_CLOSE, self._k_close)
+        contours, _ = cv2.findContours(fg2, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         boxes: list[tuple[int, int, int, int]] = []
+        objects = []
         area = 0.0
-        fg = self._fg
-        if n_changed:
-            fg = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._k_open)
-            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._k_close)
-            contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            min_px = max(4.0, self.cfg.min_area_pct / 100.0 * self._npx)
-            sx, sy = self._sx, self._sy
-            objects = []
-            for cnt in contours:
-                a = cv2.contourArea(cnt)
-                if a < min_px:
-                    continue
-                objects.append(cnt)
-                area += a
-                x, y, w, h = cv2.boundingRect(cnt)
-                boxes.append((int(x * sx), int(y * sy), math.ceil(w * sx), math.ceil(h * sy)))
+        min_px2 = self._min_px / 4.0
+        sx, sy = 2.0 * self._sx, 2.0 * self._sy
+        for cnt in contours:
+            a = cv2.contourArea(cnt)
+            if a < min_px2:
+                continue
+            objects.append(cnt)
+            area += a
+            x, y, w, h = cv2.boundingRect(cnt)
+            boxes.append((int(x * sx), int(y * sy), math.ceil((w + 1) * sx), math.ceil((h + 1) * sy)))
+        fg = None
+        if objects:
             # Objects are excluded from learning; specks (leaves, noise) teach the noise level.
-            if objects:
-                fg = np.zeros_like(changed)
-                cv2.drawContours(fg, objects, -1, 255, -1)
-                self._fg, self._fg_any = fg, True
-            elif self._fg_any:
-                self._fg = np.zeros_like(changed)
-                self._fg_any = False
-        elif self._fg_any:
-            self._fg = np.zeros_like(changed)
-            self._fg_any = False
-
-        # Learn: background (slowly under motion), restlessness, and every few frames the noise.
-        if self._fg_any:
-            cv2.accumulateWeighted(cur, self._bg, self._a_bg, cv2.bitwise_not(self._fg))
-            cv2.accumulateWeighted(cur, self._bg, self._a_bg_motion, self._fg)
-        else:
-            cv2.accumulateWeighted(cur, self._bg, self._a_bg)
-        if n_changed and self.cfg.learn_restless:
-            cv2.accumulate(changed, self._rest_acc)
-        if slow:
-            if self.cfg.learn_restless:
-                cv2.multiply(self._rest_acc, 1.0 / (255.0 * SLOW_EVERY), self._rest_acc)
-            self._learn_slow(cur, gain, changed)
-        self._refresh_background()
-
-        area_pct = 100.0 * area / self._npx
+            fg2[:] = 0
+            cv2.drawContours(fg2, objects, -1, 255, -1)
+            fg = cv2.resize(fg2, self._down.size, interpolation=cv2.INTER_NEAREST)
+            q = cv2.resize(fg2, self._coarse_steps[1], interpolation=cv2.INTER_AREA)
+            q = cv2.resize(q, self._coarse_steps[2], interpolation=cv2.INTER_AREA)
+            self._quiet_coarse = cv2.compare(q, 0, cv2.CMP_EQ)
+            if cv2.countNonZero(self._quiet_coarse) < q.size // 4:
+                self._quiet_coarse = None  # mostly covered: the plain means are all there is
+        self._learn(cur, gain, fg, changed)
+        area_pct = 100.0 * 4.0 * area / self._npx
         return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
+
+    def _relearning(self, cur: np.ndarray, light: bool) -> MotionResult:
+        """After a light change: pull the background to the new picture quickly, report nothing."""
+        cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
+        self._refresh_background()
+        self._fg_any = False
+        return MotionResult(motion=False, light_change=light)
+
+    def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None, changed: np.ndarray | int
+               ) -> None:
+        """Background (slowly under objects), restlessness, and every few frames the noise."""
+        if fg is not None:
+            self._fg, self._fg_any = fg, True
+        else:
+            self._fg_any = False
+        if self._frames % BG_EVERY == 0:
+            if fg is not None:
+                cv2.accumulateWeighted(cur, self._bg, self._a_bg, cv2.bitwise_not(fg))
+                cv2.accumulateWeighted(cur, self._bg, self._a_bg_motion, fg)
+            else:
+                cv2.accumulateWeighted(cur, self._bg, self._a_bg)
+        if isinstance(changed, np.ndarray) and self.cfg.learn_restless:
+            cv2.accumulate(changed, self._rest_acc)
+        if self._frames % self._slow_every == 0:
+            # The derived images follow the background (time constant: seconds) every few frames.
+            self._refresh_background()
+            self._learn_slow(cur, gain)
+
