@@ -192,7 +192,7 @@ class Daemon:
         self.stop = stop or threading.Event()
         self.camera = camera if camera is not None else make_camera(cfg.camera)
         self.notifier = notifier or Notifier()
-        self.detector = MotionDetector(cfg.motion)
+        self.detector = MotionDetector(cfg.motion, fps=cfg.camera.fps)
         self.tracker = EventTracker(cfg.events)
         self.supervisor = CameraSupervisor(self.camera, self.stop, cfg.camera.reconnect_max_s,
                                            on_wait=lambda: self.write_status(force=True))

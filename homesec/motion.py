@@ -93,6 +93,10 @@ LIGHT_MIN_JUDGED = 6
 LIGHT_JUDGED_SHARE = 0.25
 # Nearly the whole frame changed: global whatever the structure says.
 GLOBAL_CHANGE_FRAC = 0.9
+# Global gain: over GAIN_ROBUST it is re-measured robustly (median of block ratios); a gain step
+# over LIGHT_GAIN_STEP between background and frame is a light change (exposure, lamp, cloud).
+GAIN_ROBUST = 0.04
+LIGHT_GAIN_STEP = 0.12
 
 
 @dataclass
@@ -340,12 +344,22 @@ class MotionDetector:
 
         With something moving, only over the 8x8 blocks it did not touch in the last frame: a
         person covering a third of the picture must not look like the exposure changing."""
+        cc = None
         if not self._fg_any:
             m_bg = cv2.mean(self._bg8)[0]
-            return cv2.mean(cur)[0] / m_bg if m_bg > 2.0 else 1.0
-        cc = self._to_coarse(cur)
-        m_bg = cv2.mean(self._bg_coarse, self._quiet_coarse)[0]
-        return cv2.mean(cc, self._quiet_coarse)[0] / m_bg if m_bg > 2.0 else 1.0
+            gain = cv2.mean(cur)[0] / m_bg if m_bg > 2.0 else 1.0
+        else:
+            cc = self._to_coarse(cur)
+            m_bg = cv2.mean(self._bg_coarse, self._quiet_coarse)[0]
+            gain = cv2.mean(cc, self._quiet_coarse)[0] / m_bg if m_bg > 2.0 else 1.0
+        if abs(gain - 1.0) > GAIN_ROBUST:
+            # A big change: make sure it is global, as the median of the blocks' ratios (a
+            # person filling a third of the picture moves the mean, not the median).
+            cc = self._to_coarse(cur) if cc is None else cc
+            ratio = ((cc + 1.0) / (self._bg_coarse + 1.0)).ravel()
+            mid = ratio.size // 2
+            gain = float(np.partition(ratio, mid)[mid])
+        return gain
 
     # ----------------------------------------------------------------- per frame
 
@@ -357,7 +371,15 @@ class MotionDetector:
         if self._warm:
             return self._warmup(cur)
         self._frames += 1
+        if self._relearn > 0:
+            self._relearn -= 1
+            return self._relearning(cur, light=False)
         gain = self._gain(cur)
+        if abs(gain - 1.0) > LIGHT_GAIN_STEP:
+            # The whole picture got brighter or darker at once: exposure or a light.
+            self._relearn = self._relearn_frames
+            self.debug = {"gain": gain}
+            return self._relearning(cur, light=True)
         if abs(gain - 1.0) < 0.01:
             gain = 1.0
             lo, hi = self._lo, self._hi
@@ -373,9 +395,6 @@ class MotionDetector:
         n_changed = cv2.countNonZero(changed)
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
-        if self._relearn > 0:
-            self._relearn -= 1
-            return self._relearning(cur, light=False)
         if n_changed < self._min_px:
             self._learn(cur, gain, None, n_changed and changed)
             return MotionResult(motion=False)
