@@ -72,6 +72,12 @@ BG_EVERY = 2
 # After a light change the background is re-learnt with this time constant for RELEARN_S.
 RELEARN_TAU_S = 0.06
 RELEARN_S = 0.3
+# For AFTERMATH_S after a light change (lamps warm up, exposure and white balance settle) only
+# changes that break the scene's structure count as motion: at least AFTERMATH_STRUCT blocks
+# whose texture changed; smooth brightness changes are learnt with time constant AFTERMATH_TAU_S.
+AFTERMATH_S = 3.0
+AFTERMATH_STRUCT = 3
+AFTERMATH_TAU_S = 0.5
 # Structure test in BLOCK x BLOCK blocks: a block is "changed" when CHANGED_BLOCK of it changed,
 # textured when both images have a local variance over TEXTURE_VAR (grey levels squared) and over
 # TEXTURE_NOISE_K^2 times the noise variance; it keeps its structure when the NCC exceeds NCC_LIGHT.
@@ -88,7 +94,8 @@ STRUCTURE_MIN_FRAC = 0.01
 # LIGHT_KEPT_SHARE of the judged (textured) changed blocks kept their structure.
 LIGHT_MIN_SHARE = 0.25
 LIGHT_KEPT_SHARE = 0.6
-# ... provided at least this many / this share of the changed blocks could be judged (textured).
+# ... provided at least this many, and this share, of the changed blocks could be judged (are
+# textured): a car on a plain road is mostly untextured blocks and proves nothing either way.
 LIGHT_MIN_JUDGED = 6
 LIGHT_JUDGED_SHARE = 0.25
 # Nearly the whole frame changed: global whatever the structure says.
@@ -182,6 +189,8 @@ class MotionDetector:
         self._a_rest = alpha_for(RESTLESS_TAU_S, dt * self._slow_every)
         self._a_relearn = alpha_for(RELEARN_TAU_S, dt)
         self._relearn_frames = max(2, round(RELEARN_S * self.fps))
+        self._aftermath_frames = round(AFTERMATH_S * self.fps)
+        self._a_after = alpha_for(AFTERMATH_TAU_S, dt)
         self._warmup_frames = max(5, round(WARMUP_S * self.fps))
         self._warmup_max = max(self._warmup_frames, round(WARMUP_MAX_S * self.fps))
         self._k_open = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
@@ -229,6 +238,7 @@ class MotionDetector:
         self._frames = 0
         self._stable = 0
         self._relearn = 0
+        self._after = 0
         self._warm = True
         self._slow_n = 0
         self._last_gain = 1.0
@@ -355,11 +365,15 @@ class MotionDetector:
         if abs(gain - 1.0) > GAIN_ROBUST:
             # A big change: make sure it is global, as the median of the blocks' ratios (a
             # person filling a third of the picture moves the mean, not the median).
-            cc = self._to_coarse(cur) if cc is None else cc
-            ratio = ((cc + 1.0) / (self._bg_coarse + 1.0)).ravel()
-            mid = ratio.size // 2
-            gain = float(np.partition(ratio, mid)[mid])
+            gain = self._median_gain(cur, cc)
         return gain
+
+    def _median_gain(self, cur: np.ndarray, cc: np.ndarray | None = None) -> float:
+        """Median over 8x8 blocks of current / background brightness."""
+        cc = self._to_coarse(cur) if cc is None else cc
+        ratio = ((cc + 1.0) / (self._bg_coarse + 1.0)).ravel()
+        mid = ratio.size // 2
+        return float(np.partition(ratio, mid)[mid])
 
     # ----------------------------------------------------------------- per frame
 
@@ -374,6 +388,9 @@ class MotionDetector:
         if self._relearn > 0:
             self._relearn -= 1
             return self._relearning(cur, light=False)
+        after = self._after > 0
+        if after:
+            self._after -= 1
         gain = self._gain(cur)
         if abs(gain - 1.0) > LIGHT_GAIN_STEP:
             # The whole picture got brighter or darker at once: exposure or a light.
@@ -405,9 +422,9 @@ class MotionDetector:
         changed2 = cv2.compare(changed2, 100, cv2.CMP_GT)
         # The structure test: on every other frame at most while the change grows steadily (one
         # frame of unjudged change cannot start an event), at once when the change jumps.
-        test = frac > STRUCTURE_MIN_FRAC and (
+        test = after or (frac > STRUCTURE_MIN_FRAC and (
             self._frames - self._tested_at >= 2 or frac > 1.25 * self._tested_frac + 0.005
-        )
+        ))
         if test:
             self._tested_at, self._tested_frac = self._frames, frac
             cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
@@ -433,6 +450,12 @@ class MotionDetector:
                 self._lit2 = None
                 return self._relearning(cur, light=True)
             self._lit2 = None
+            if after and judged - n_kept < AFTERMATH_STRUCT:
+                # Still settling after a light change, and nothing broke the scene's structure.
+                cv2.accumulateWeighted(cur, self._bg, self._a_after)
+                self._refresh_background()
+                self._fg_any = False
+                return MotionResult(motion=False)
             if n_kept:
                 # Local light (a sun patch, headlights): not motion, here and in the next frame.
                 lit = cv2.resize((chg & kept).astype(np.uint8) * 255, self._blocks_half,
@@ -479,6 +502,7 @@ class MotionDetector:
         cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
         self._refresh_background()
         self._fg_any = False
+        self._after = self._aftermath_frames
         return MotionResult(motion=False, light_change=light)
 
     def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None, changed: np.ndarray | int
