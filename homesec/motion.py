@@ -327,9 +327,10 @@ class MotionDetector:
     # ----------------------------------------------------------------- the structure test
 
     def _structure(self, cur2: np.ndarray, ref2: np.ndarray, changed2: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per block (8x8 detection pixels, pooled from the half-size images): changed?, textured?,
-        structure kept (NCC high)? as boolean arrays."""
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per block (8x8 detection pixels, pooled from the half-size images), as boolean arrays:
+        changed?, textured in both images?, structure kept (textured and NCC high)?, and structure
+        broken (texture appeared, vanished or changed)?"""
         bw, bh = self._blocks
         hh, ww = bh * HALF_BLOCK, bw * HALF_BLOCK
         c = cur2[:hh, :ww].astype(np.float32)
@@ -345,9 +346,11 @@ class MotionDetector:
         ncc = cov / np.sqrt(np.maximum(vc * vr, 1e-6))
         chg = pool(changed2[:hh, :ww]) > (255.0 * CHANGED_BLOCK)
         tex_min = np.maximum(TEXTURE_VAR, self._block_noise_var)
-        textured = (vr > tex_min) & (vc > tex_min)
+        tr, tc = vr > tex_min, vc > tex_min
+        textured = tr & tc
         kept = textured & (ncc > NCC_LIGHT)
-        return chg, textured, kept
+        broken = (tr | tc) & ~kept
+        return chg, textured, kept, broken
 
     def _gain(self, cur: np.ndarray) -> float:
         """Global brightness gain of this frame over the background (auto-exposure, clouds).
@@ -431,7 +434,7 @@ class MotionDetector:
             ref2 = cv2.resize(self._bg8, self._half, interpolation=cv2.INTER_AREA)
             if gain != 1.0:
                 ref2 = cv2.convertScaleAbs(ref2, alpha=gain)
-            chg, textured, kept = self._structure(cur2, ref2, changed2)
+            chg, textured, kept, broken = self._structure(cur2, ref2, changed2)
             n_chg = int(np.count_nonzero(chg))
             judged = int(np.count_nonzero(chg & textured))
             n_kept = int(np.count_nonzero(chg & kept))
@@ -450,7 +453,7 @@ class MotionDetector:
                 self._lit2 = None
                 return self._relearning(cur, light=True)
             self._lit2 = None
-            if after and judged - n_kept < AFTERMATH_STRUCT:
+            if after and np.count_nonzero(chg & broken) < AFTERMATH_STRUCT:
                 # Still settling after a light change, and nothing broke the scene's structure.
                 cv2.accumulateWeighted(cur, self._bg, self._a_after)
                 self._refresh_background()
