@@ -183,7 +183,7 @@ def main() -> None:
     """Parse options, run both sections."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="timing time per measurement")
-    ap.add_argument("--video-frames", type=int, default=450,
+    ap.add_argument("--video-frames", type=int, default=900,
                     help="frames in the analyze video (0: skip that part)")
     a = ap.parse_args()
     cv2.setNumThreads(1)

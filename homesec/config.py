@@ -112,7 +112,8 @@ class MotionConfig(Section):
         default=35.0,
         ge=5.0,
         le=100.0,
-        description="a change over this share of the frame is a light change, not motion",
+        description="a change over this share of the frame (in %) whose texture persists is a light "
+        "change, not motion; a quarter of it suffices when nearly all its texture persists",
     )
     masks: list[MaskConfig] = Field(default_factory=list, description="regions never examined")
     learn_restless: bool = Field(

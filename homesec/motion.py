@@ -1,37 +1,41 @@
 """MotionDetector: background subtraction with a learnt per-pixel noise level; pure computation.
 
-Pipeline per frame, all at the small detection width so the cost hardly grows with camera size:
-downscale (halvings with area averaging, the fast path in OpenCV) -> light blur -> compare with the
-running background after compensating a global brightness gain -> threshold against what each pixel
-is known to do by itself (noise, restlessness) -> structure test when much changes -> morphology ->
-outer contours -> boxes in input-frame coordinates.
+Pipeline per frame, almost all of it at the small detection width so the cost hardly grows with
+the camera's size: downscale (halvings with area averaging, OpenCV's fast path; a 3x3 blur only for
+an input that is already small) -> global brightness gain -> difference with the running
+background outside each pixel's neighbourhood range -> threshold by what each pixel does by
+itself (noise, restlessness) -> at half size: 2x2 vote, structure test when much changed,
+closing, outer contours -> boxes in input-frame coordinates.
 
 Why each step (the physics behind it):
 - Per-pixel noise. A dark room is noisy, a bright wall is not, compression flickers around edges:
   one fixed threshold is either blind in the dark or jumpy in the light. Each pixel's mean absolute
-  deviation from the background is measured while it is not part of a moving object; the threshold
-  is a multiple of it, never below a floor of a few grey levels (composited or very clean video has
-  zero noise, yet codecs still flicker by a few levels).
-- Neighbourhood background. A pixel counts as changed only when it differs from every background
-  value in its 3x3 neighbourhood (the background's local min/max). Sub-pixel camera shake,
-  compression ringing along edges and small sway do not create values the neighbourhood lacks; a
-  person does.
+  deviation from the background is measured while no object covers it; the threshold is a multiple
+  of it, never below a floor of a few grey levels (composited or very clean video has zero noise,
+  yet codecs still flicker by a few levels).
+- Neighbourhood background. A pixel counts as changed only when it lies outside the range of the
+  background values in its 3x3 neighbourhood. Sub-pixel camera shake, compression ringing along
+  edges and small sway do not create values the neighbourhood lacks; a person does.
 - Restlessness (the Motion daemon's "smart mask"). Where the scene changes again and again (leaves,
-  water, a flag) a slow per-pixel average of "changed" rises and multiplies that pixel's threshold,
-  so a tree is not a stream of events while a person (a large, new, strong change) still stands out.
-  It is learnt from the very first frames too: the warm-up measures each pixel's variability, a
-  swaying branch included.
+  water, a flag) the share of time a pixel was changed rises; spread over its 5x5 neighbourhood (a
+  tree is restless as a whole) it multiplies the threshold, so a tree is not a stream of events
+  while a person (a large, new, strong change) still stands out.
+- Learning from little data. A clip or a camera start gives seconds, not minutes: the noise level
+  and restlessness start as plain means of all samples so far (1/n weights) and become exponential
+  averages only after their time constant. The warm-up (one second once the exposure has settled;
+  a camera starts dark) already measures each pixel's variability, a swaying branch included.
 - Light changes. A lamp, a cloud or an auto-exposure step changes many pixels but keeps the local
-  pattern (edges, texture); a person replaces it. When a sizeable part of the frame changes, the
-  normalised cross-correlation of current and background is measured in 8x8 blocks: if the
-  textured changed blocks mostly keep their structure, the frame is a `light_change`, no motion is
-  reported and the background is re-learnt within a fraction of a second. Smaller structure-keeping
-  patches (a sun patch, headlights) are simply removed from the changed pixels. The test costs a
-  few hundred microseconds and only runs when there is candidate change.
+  pattern (edges, texture); a person replaces it. Three tests: the frame's brightness over the
+  background's (robustly: the median of 8x8 block ratios) jumped by over 12 %; or a sizeable part
+  changed and, measured by normalised cross-correlation in 8x8 blocks, the textured part of it kept
+  its structure; or nearly everything changed. Then the frame is a `light_change`, no motion is
+  reported, the background is re-learnt within a fraction of a second, and for 3 s after (lamps
+  warm up, exposure and white balance settle) only change that breaks the scene's structure counts
+  as motion. Smaller structure-keeping patches (a sun patch, headlights) are removed from the
+  changed pixels. The structure test runs only when there is candidate change, and at most every
+  other frame while the change grows steadily.
 - Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
   15 fps Pi stream and a 30 fps file behave alike.
-- Warm-up. A camera starts dark and its auto-exposure settles; the first second (longer while the
-  brightness is still moving) only teaches the background and the noise level.
 """
 
 from __future__ import annotations
@@ -175,6 +179,8 @@ class MotionDetector:
     """Stateful detector for one camera; feed it every frame's luma plane in order.
 
     `fps` (optional) is the frame rate of the stream; the learning rates are defined per second.
+    `debug` holds a few numbers about the last frame (gain, changed share, structure counts) for
+    tuning and diagnosis; it is not part of the result.
     """
 
     def __init__(self, cfg: MotionConfig | None = None, fps: float | None = None) -> None:
@@ -241,7 +247,6 @@ class MotionDetector:
         self._after = 0
         self._warm = True
         self._slow_n = 0
-        self._last_gain = 1.0
 
     def _prepare(self, luma: np.ndarray) -> np.ndarray:
         if luma.ndim == 3:
@@ -306,8 +311,10 @@ class MotionDetector:
             self._bg[:] = cur
             self._refresh_background()
             return MotionResult(motion=False, warming_up=True)
-        m_bg = float(cv2.mean(self._bg8)[0])
-        gain = float(cv2.mean(cur)[0]) / m_bg if m_bg > 4.0 else 2.0
+        m_bg, m_cur = float(cv2.mean(self._bg8)[0]), float(cv2.mean(cur)[0])
+        # Black so far: stable if still black (a dark night), settling if not.
+        black_gain = 1.0 if m_cur <= 4.0 else 2.0
+        gain = m_cur / m_bg if m_bg > 4.0 else black_gain
         if abs(gain - 1.0) > WARMUP_STABLE_GAIN:
             # Exposure still settling: follow it, do not learn noise from it.
             self._stable = 0
@@ -359,8 +366,9 @@ class MotionDetector:
         person covering a third of the picture must not look like the exposure changing."""
         cc = None
         if not self._fg_any:
-            m_bg = cv2.mean(self._bg8)[0]
-            gain = cv2.mean(cur)[0] / m_bg if m_bg > 2.0 else 1.0
+            # (masked-out parts, a flickering TV say, do not count)
+            m_bg = cv2.mean(self._bg8, self._mask)[0]
+            gain = cv2.mean(cur, self._mask)[0] / m_bg if m_bg > 2.0 else 1.0
         else:
             cc = self._to_coarse(cur)
             m_bg = cv2.mean(self._bg_coarse, self._quiet_coarse)[0]
