@@ -430,7 +430,7 @@ class MotionDetector:
         # Half size from here on: 2x2 pixels must be at least half changed (isolated noise
         # pixels vanish), and morphology, structure test and contours cost a quarter.
         changed2 = cv2.resize(changed, self._half, interpolation=cv2.INTER_AREA)
-        changed2 = cv2.compare(changed2, 100, cv2.CMP_GT)
+        changed2 = cv2.threshold(changed2, 100, 255, cv2.THRESH_BINARY)[1]
         # The structure test: on every other frame at most while the change grows steadily (one
         # frame of unjudged change cannot start an event), at once when the change jumps.
         test = after or (frac > STRUCTURE_MIN_FRAC and (
@@ -501,7 +501,7 @@ class MotionDetector:
             fg = cv2.resize(fg2, self._down.size, interpolation=cv2.INTER_NEAREST)
             q = cv2.resize(fg2, self._coarse_steps[1], interpolation=cv2.INTER_AREA)
             q = cv2.resize(q, self._coarse_steps[2], interpolation=cv2.INTER_AREA)
-            self._quiet_coarse = cv2.compare(q, 0, cv2.CMP_EQ)
+            self._quiet_coarse = cv2.threshold(q, 0, 255, cv2.THRESH_BINARY_INV)[1]
             if cv2.countNonZero(self._quiet_coarse) < q.size // 4:
                 self._quiet_coarse = None  # mostly covered: the plain means are all there is
         self._learn(cur, gain, fg, changed)
