@@ -295,7 +295,14 @@ class MotionDetector:
         # tree swaying from the first second is learnt within seconds, not minutes.
         self._slow_n += 1
         n = self._slow_n
-        cv2.accumulateWeighted(dev_now, self._dev, max(self._a_noise, 1.0 / (n + self._warm_n)), quiet)
+        a_dev = max(self._a_noise, 1.0 / (n + self._warm_n))
+        cv2.accumulateWeighted(dev_now, self._dev, a_dev, quiet)
+        if quiet is not None and self.cfg.learn_restless:
+            # Under "objects" the level is learnt too, in proportion to how restless the pixel is:
+            # a passer-by teaches nothing, an escalator or a fountain that is "moving" all the time
+            # is background that moves, and its own amplitude becomes its noise level.
+            step = cv2.multiply(cv2.subtract(dev_now, self._dev), self._rest, scale=a_dev)
+            cv2.add(self._dev, step, dst=self._dev, mask=self._fg)
         if self.cfg.learn_restless:
             # rest += a * (share of the last few frames in which this pixel changed - rest)
             a = max(self._a_rest, 1.0 / n)

@@ -232,3 +232,33 @@ def test_any_input_size_and_colour_planes() -> None:
         box = (w // 3, h // 4, w // 8, h // 2)
         r = feed(det, [scene.frame(scene.with_object(box)) for _ in range(3)])[-1]
         assert r.motion and max(overlap(b, box) for b in r.boxes) > 0.6, (w, h, r.boxes)
+
+
+def steps(scene: Scene, t: float, region: Box, speed: float = 20.0, period: int = 24) -> np.ndarray:
+    """The scene with escalator steps (bright and dark stripes) running through `region`."""
+    x, y, w, h = region
+    img = scene.bg.copy()
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    stripes = (((rows + speed * t) % period) < period / 3).astype(np.float32) * 60 + 60
+    img[y : y + h, x : x + w] = cv2.GaussianBlur(np.repeat(stripes, w, axis=1), (0, 0), 1.0)
+    return img
+
+
+@pytest.mark.parametrize("start_s", [0.0, 5.0], ids=["running", "switched-on"])
+def test_escalator_is_not_a_stream_of_events(start_s: float) -> None:
+    """Steps moving all the time are background that moves: at most the start is an event."""
+    fps = 15.0
+    scene = Scene()
+    region = (200, 60, 160, 260)
+    det = MotionDetector(MotionConfig(), fps=fps)
+    frames = [scene.frame(steps(scene, k / fps, region) if k / fps >= start_s else None)
+              for k in range(int(30 * fps))]
+    results = feed(det, frames)
+    starts = events_started(results, fps)
+    assert len(starts) <= (0 if start_s == 0.0 else 1), starts
+    assert sum(r.motion for r in results[-int(10 * fps):]) == 0
+    # ...while a person elsewhere in the room is found.
+    box = (480, 100, 50, 140)
+    r = feed(det, [scene.frame(scene.with_object(box, img=steps(scene, 30 + k / fps, region)))
+                   for k in range(3)])[-1]
+    assert r.motion and max(overlap(b, box) for b in r.boxes) > 0.6
