@@ -62,13 +62,15 @@ NOISE_TAU_S = 4.0
 NOISE_K = 4.0
 NOISE_FLOOR = 6.0
 NOISE_INIT = 2.0
-# Restlessness ("smart mask"): share of recent time a pixel was changed; multiplies its threshold.
-# A tree is restless as a whole: the map is spread to each pixel's 5x5 neighbourhood (max), and a
-# pixel changed a quarter of the time (leaves against the sky in wind) gets the full gain.
+# Restlessness ("smart mask"): share of recent quarter-seconds in which a pixel changed by more
+# than FLICKER_K times its threshold; it multiplies the pixel's threshold. A tree is
+# restless as a whole: the map is spread to each pixel's 5x5 neighbourhood (max), and a pixel
+# flickering a quarter of the time (leaves against the sky in wind) gets the full gain.
 RESTLESS_TAU_S = 5.0
 RESTLESS_GAIN = 4.0
 RESTLESS_FULL = 0.25
 RESTLESS_SPREAD = 5
+FLICKER_K = 1.5
 # Slow statistics (noise, restlessness, thresholds, derived background images) are refreshed
 # about this often; the background itself every BG_EVERY frames.
 SLOW_PERIOD_S = 0.25
@@ -226,8 +228,9 @@ class MotionDetector:
         self._lo = self._hi = self._bg8
         self._dev = np.full((dh, dw), NOISE_INIT, np.float32)
         self._rest = np.zeros((dh, dw), np.float32)
-        self._rest_acc = np.zeros((dh, dw), np.float32)
+        self._prev_slow: np.ndarray | None = None
         self._thresh = np.full((dh, dw), NOISE_FLOOR, np.uint8)
+        self._thresh_ff = self._thresh
         self._fg = np.zeros((dh, dw), np.uint8)
         self._fg_any = False
         self._half = (dw // 2, dh // 2)
@@ -278,6 +281,8 @@ class MotionDetector:
             t = cv2.scaleAdd(cv2.multiply(t, rest), RESTLESS_GAIN / RESTLESS_FULL, t)
         t8 = cv2.convertScaleAbs(t, alpha=NOISE_K / self.cfg.sensitivity)
         self._thresh = cv2.max(t8, NOISE_FLOOR / self.cfg.sensitivity)
+        # Frame-to-frame differences carry the noise of two frames: a wider threshold for flicker.
+        self._thresh_ff = cv2.convertScaleAbs(self._thresh, alpha=FLICKER_K)
         # Noise variance per structure-test block (half-size pixels average 4: variance / 4).
         bw, bh = self._blocks
         nd = cv2.resize(self._dev[: bh * BLOCK, : bw * BLOCK], (bw, bh), interpolation=cv2.INTER_AREA)
@@ -303,12 +308,17 @@ class MotionDetector:
             # is background that moves, and its own amplitude becomes its noise level.
             step = cv2.multiply(cv2.subtract(dev_now, self._dev), self._rest, scale=a_dev)
             cv2.add(self._dev, step, dst=self._dev, mask=self._fg)
-        if self.cfg.learn_restless:
-            # rest += a * (share of the last few frames in which this pixel changed - rest)
-            a = max(self._a_rest, 1.0 / n)
-            cv2.addWeighted(self._rest, 1.0 - a, self._rest_acc, a / (255.0 * self._slow_every), 0.0,
-                            self._rest)
-            self._rest_acc[:] = 0
+        if self.cfg.learn_restless and self._prev_slow is not None:
+            # Restlessness is flicker: the pixel changed since the last slow step (a quarter of a
+            # second ago). Leaves and escalator steps do that all the time; a person who stands
+            # still does not, and stays found (only the background, with its one-minute time
+            # constant, absorbs him). rest += a * (flickered - rest)
+            # Early on the share is a plain mean with a prior of one second of calm, so that one
+            # change (a person who walks in and stops) does not look like restlessness.
+            a = max(self._a_rest, 1.0 / (n + self._warm_n))
+            flicker = cv2.compare(cv2.absdiff(cur, self._prev_slow), self._thresh_ff, cv2.CMP_GT)
+            self._rest = cv2.addWeighted(self._rest, 1.0 - a, flicker, a / 255.0, 0.0, dtype=cv2.CV_32F)
+        self._prev_slow = cur
         self._refresh_threshold()
 
     def _warmup(self, cur: np.ndarray) -> MotionResult:
@@ -344,7 +354,7 @@ class MotionDetector:
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per block (8x8 detection pixels, pooled from the half-size images), as boolean arrays:
         changed?, textured in both images?, structure kept (textured and NCC high)?, and structure
-        broken (texture appeared, vanished or changed)?"""
+        broken (textured in both, NCC low)?"""
         bw, bh = self._blocks
         hh, ww = bh * HALF_BLOCK, bw * HALF_BLOCK
         c = cur2[:hh, :ww].astype(np.float32)
@@ -360,10 +370,11 @@ class MotionDetector:
         ncc = cov / np.sqrt(np.maximum(vc * vr, 1e-6))
         chg = pool(changed2[:hh, :ww]) > (255.0 * CHANGED_BLOCK)
         tex_min = np.maximum(TEXTURE_VAR, self._block_noise_var)
-        tr, tc = vr > tex_min, vc > tex_min
-        textured = tr & tc
+        textured = (vr > tex_min) & (vc > tex_min)
         kept = textured & (ncc > NCC_LIGHT)
-        broken = (tr | tc) & ~kept
+        # (Texture that appears or vanishes proves nothing: light brings out texture in a dark
+        # room and darkness hides it, just as a person does.)
+        broken = textured & ~kept
         return chg, textured, kept, broken
 
     def _gain(self, cur: np.ndarray) -> float:
@@ -431,7 +442,7 @@ class MotionDetector:
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
         if n_changed < self._min_px:
-            self._learn(cur, gain, None, n_changed and changed)
+            self._learn(cur, gain, None)
             return MotionResult(motion=False)
 
         # Half size from here on: 2x2 pixels must be at least half changed (isolated noise
@@ -511,7 +522,7 @@ class MotionDetector:
             self._quiet_coarse = cv2.threshold(q, 0, 255, cv2.THRESH_BINARY_INV)[1]
             if cv2.countNonZero(self._quiet_coarse) < q.size // 4:
                 self._quiet_coarse = None  # mostly covered: the plain means are all there is
-        self._learn(cur, gain, fg, changed)
+        self._learn(cur, gain, fg)
         area_pct = 100.0 * 4.0 * area / self._npx
         return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
 
@@ -521,10 +532,10 @@ class MotionDetector:
         self._refresh_background()
         self._fg_any = False
         self._after = self._aftermath_frames
+        self._prev_slow = None  # the light change is not flicker
         return MotionResult(motion=False, light_change=light)
 
-    def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None, changed: np.ndarray | int
-               ) -> None:
+    def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None) -> None:
         """Background (slowly under objects), restlessness, and every few frames the noise."""
         if fg is not None:
             self._fg, self._fg_any = fg, True
@@ -536,8 +547,6 @@ class MotionDetector:
                 cv2.accumulateWeighted(cur, self._bg, self._a_bg_motion, fg)
             else:
                 cv2.accumulateWeighted(cur, self._bg, self._a_bg)
-        if isinstance(changed, np.ndarray) and self.cfg.learn_restless:
-            cv2.accumulate(changed, self._rest_acc)
         if self._frames % self._slow_every == 0:
             # The derived images follow the background (time constant: seconds) every few frames.
             self._refresh_background()
