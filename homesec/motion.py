@@ -17,9 +17,11 @@ Why each step (the physics behind it):
   background values in its 3x3 neighbourhood. Sub-pixel camera shake, compression ringing along
   edges and small sway do not create values the neighbourhood lacks; a person does.
 - Restlessness (the Motion daemon's "smart mask"). Where the scene changes again and again (leaves,
-  water, a flag) the share of time a pixel was changed rises; spread over its 5x5 neighbourhood (a
-  tree is restless as a whole) it multiplies the threshold, so a tree is not a stream of events
-  while a person (a large, new, strong change) still stands out.
+  water, escalator steps) the share of quarter-seconds in which a pixel changed rises; spread over
+  its 5x5 neighbourhood (a tree is restless as a whole) it multiplies the threshold, and there the
+  noise level is learnt even under "objects", so a tree is not a stream of events while a person (a
+  large, new, strong change) still stands out. It is recurring change that counts, not lasting
+  change: a person who walks in and stands still stays found.
 - Learning from little data. A clip or a camera start gives seconds, not minutes: the noise level
   and restlessness start as plain means of all samples so far (1/n weights) and become exponential
   averages only after their time constant. The warm-up (one second once the exposure has settled;
