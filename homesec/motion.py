@@ -96,7 +96,7 @@ TEXTURE_VAR = 16.0
 TEXTURE_NOISE_K = 3.0
 NCC_LIGHT = 0.7
 # The structure test runs when more than this share of the frame changed.
-STRUCTURE_MIN_FRAC = 0.01
+STRUCTURE_MIN_FRAC = 0.002
 # A frame is a light change when changed blocks cover this share of the frame (of the configured
 # light_change_pct, which is the share at which any change counts as global) and at least
 # LIGHT_KEPT_SHARE of the judged (textured) changed blocks kept their structure.
@@ -106,6 +106,9 @@ LIGHT_KEPT_SHARE = 0.6
 # textured): a car on a plain road is mostly untextured blocks and proves nothing either way.
 LIGHT_MIN_JUDGED = 6
 LIGHT_JUDGED_SHARE = 0.25
+# A changed region (of 8x8 blocks) is a shading change, not motion, when at least this many of its
+# blocks are textured and all of them kept their structure (a shadow or a reflection on a wall).
+SHADING_MIN_JUDGED = 2
 # Nearly the whole frame changed: global whatever the structure says.
 GLOBAL_CHANGE_FRAC = 0.9
 # Global gain: over GAIN_ROBUST it is re-measured robustly (median of block ratios); a gain step
@@ -488,8 +491,20 @@ class MotionDetector:
                 self._fg_any = False
                 return MotionResult(motion=False)
             if n_kept:
-                # Local light (a sun patch, headlights): not motion, here and in the next frame.
-                lit = cv2.resize((chg & kept).astype(np.uint8) * 255, self._blocks_half,
+                # Local light (a sun patch, headlights, a shadow): not motion, here and in the next
+                # frame. That is every structure-keeping block, and every changed region (at block
+                # level) in which all the blocks that can be judged kept their structure.
+                lit_blocks = chg & kept
+                n_reg, regions = cv2.connectedComponents(chg.astype(np.uint8), connectivity=8)
+                if n_reg > 2 or n_kept < judged:
+                    judged_in = np.bincount(regions[chg & textured], minlength=n_reg)
+                    kept_in = np.bincount(regions[chg & kept], minlength=n_reg)
+                    shading = (judged_in >= SHADING_MIN_JUDGED) & (kept_in == judged_in)
+                    shading[0] = False
+                    lit_blocks |= shading[regions]
+                elif judged >= SHADING_MIN_JUDGED:  # one region, all judged blocks kept
+                    lit_blocks = chg
+                lit = cv2.resize(lit_blocks.astype(np.uint8) * 255, self._blocks_half,
                                  interpolation=cv2.INTER_NEAREST)
                 self._lit2 = cv2.copyMakeBorder(lit, 0, self._half[1] - lit.shape[0], 0,
                                                 self._half[0] - lit.shape[1], cv2.BORDER_CONSTANT, 0)
