@@ -33,8 +33,9 @@ Why each step (the physics behind it):
   its structure; or nearly everything changed. Then the frame is a `light_change`, no motion is
   reported, the background is re-learnt within a fraction of a second, and for 3 s after (lamps
   warm up, exposure and white balance settle) only change that breaks the scene's structure counts
-  as motion. Smaller structure-keeping patches (a sun patch, headlights) are removed from the
-  changed pixels. The structure test runs only when there is candidate change, and at most every
+  as motion. Smaller structure-keeping patches (a sun patch, headlights), and whole changed regions
+  whose textured blocks all kept their structure (a shadow or a reflection on a wall), are removed
+  from the changed pixels. The structure test runs only when there is candidate change, and at most every
   other frame while the change grows steadily.
 - Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
   15 fps Pi stream and a 30 fps file behave alike.
