@@ -37,7 +37,7 @@ from homesec.camera.demo import CROSSING_START_S, DemoScene
 from homesec.config import MotionConfig
 from homesec.motion import MotionDetector
 
-SIZES = [(640, 480), (1280, 720), (1920, 1080)]
+SIZES = [(320, 240), (640, 480), (1280, 720), (1920, 1080)]  # 320x240: a Pi lores plane
 N_FRAMES = 48  # distinct frames rendered per size (the person crossing), cycled while timing
 FPS = 15.0
 
