@@ -82,6 +82,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_example_config(args: argparse.Namespace) -> int:
+    """Print the commented example config (every key with its default): deploy.sh writes it to
+    /etc/homesec/config.toml, users read it to see what can be set."""
+    from importlib.resources import files
+
+    sys.stdout.write(files("homesec").joinpath("example-config.toml").read_text(encoding="utf-8"))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole system on the generated demo scene."""
     from homesec.demo import run_demo
@@ -111,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check-config", help="validate a config file")
     s.add_argument("file")
     s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("example-config", help="print a commented config with every key and default")
+    s.set_defaults(func=cmd_example_config)
 
     s = sub.add_parser("demo", help="run everything on the generated demo scene")
     s.add_argument("--dir", default="demo-data", help="where the demo keeps its state")
