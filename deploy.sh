@@ -224,6 +224,11 @@ install_code() {
         printf '%s\n' "$pin" >"$cfile"
         constraints=(--constraint "$cfile")
         say "keeping the system's numpy: $pin"
+        # A numpy pip put into the venv earlier (before apt's appeared) would shadow apt's.
+        if "$VENV/bin/python" -c 'import numpy, sys; sys.exit(not numpy.__file__.startswith(sys.prefix))' 2>/dev/null; then
+            say "removing the venv's own numpy in favour of the system's"
+            run "$VENV/bin/pip" uninstall --quiet --yes numpy
+        fi
     fi
     say "installing homesec into $VENV"
     # The build happens in the staging copy; homesec itself is always reinstalled (same version
@@ -316,7 +321,7 @@ install_config() {
     else
         local host
         host=$(hostname -s 2>/dev/null || hostname)
-        say "writing $CONF from the commented example (web.base_url = http://$host.local:$DEFAULT_PORT)"
+        say "new config from the commented example, with web.base_url = http://$host.local:$DEFAULT_PORT"
         if [[ $DRY_RUN == 0 ]]; then
             "$VENV/bin/homesec" example-config \
                 | sed "s|^# base_url = \"http://homesec.local:$DEFAULT_PORT\"|base_url = \"http://$host.local:$DEFAULT_PORT\"|" \
@@ -352,7 +357,8 @@ migrate_db() {
     [[ $CHANGED == 1 ]] || return 0
     say "applying database migrations"
     run runuser -u "$SVC_USER" -- "$VENV/bin/python" -c '
-import sys
+import os, sys
+os.umask(0o027)
 from homesec.config import load
 from homesec.store import Store
 path = load(sys.argv[1]).paths.db_path

@@ -1,0 +1,367 @@
+"""deploy.sh for real on a clean Debian: debootstrap a minimal bookworm (the Debian under Raspberry
+Pi OS Bookworm), copy the repository in, run deploy.sh in a chroot (no running systemd there: it
+must install and enable the units and start nothing), then check what a user would find: the
+service user, files and their permissions, the venv, the `homesec` command, the daemon running on
+the demo scene as the service user, and a second run that changes nothing. Finally --uninstall
+and --purge.
+
+Needs root, debootstrap and network access to a Debian mirror and PyPI. The debootstrap packages
+are cached in $HOMESEC_TEST_CACHE (default /var/cache/homesec-tests) between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import homesec
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+SUITE = "bookworm"
+MIRROR = os.environ.get("HOMESEC_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+CACHE = Path(os.environ.get("HOMESEC_TEST_CACHE", "/var/cache/homesec-tests"))
+SRC = "/usr/src/homesec"  # where the "git clone" lives inside the chroot
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+WEB_PORT = 18089
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def mirror_reachable() -> bool:
+    try:
+        with urllib.request.urlopen(f"{MIRROR}/dists/{SUITE}/Release", timeout=15) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def chroot_env() -> dict[str, str]:
+    """A clean environment, as after `sudo -i`: nothing of the test runner's pip/venv settings."""
+    env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
+    for key in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points inside `root`, deepest first."""
+    prefix = str(root.resolve()) + "/"
+    points = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = line.split()[1].encode().decode("unicode_escape")
+        if point.startswith(prefix):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def debootstrap(root: Path) -> None:
+    """A minimal Debian in `root`, from cached packages when there are some."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tarball = CACHE / f"{SUITE}-minbase-debs.tgz"
+    if not tarball.exists():
+        scratch = CACHE / "make-tarball"
+        shutil.rmtree(scratch, ignore_errors=True)
+        partial = tarball.with_suffix(".partial.tgz")
+        subprocess.run(["debootstrap", "--variant=minbase", f"--make-tarball={partial}", SUITE,
+                        str(scratch), MIRROR], check=True, capture_output=True, timeout=1200)
+        partial.rename(tarball)
+        shutil.rmtree(scratch, ignore_errors=True)
+    res = subprocess.run(["debootstrap", "--variant=minbase", f"--unpack-tarball={tarball}", SUITE,
+                          str(root), MIRROR], capture_output=True, text=True, timeout=1200)
+    if res.returncode != 0:  # a stale cache (packages superseded on the mirror): fetch afresh
+        tarball.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(root), MIRROR], check=True,
+                       capture_output=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (debootstrap, chroot)")
+    if shutil.which("debootstrap") is None:
+        pytest.skip("needs debootstrap (apt-get install debootstrap)")
+    if not mirror_reachable():
+        pytest.skip(f"Debian mirror {MIRROR} not reachable")
+    root = tmp_path_factory.mktemp("debian") / "root"
+    debootstrap(root)
+    # The host's network setup: name servers, and locally added CAs (a proxy that inspects TLS
+    # would otherwise make pip fail); deploy.sh's apt-get install ca-certificates picks them up.
+    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+    local_cas = Path("/usr/local/share/ca-certificates")
+    if local_cas.is_dir():
+        shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
+    # Packages must not try to start daemons in a chroot (the Debian convention).
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+        subprocess.run(["mount", "--bind", "/dev", str(root / "dev")], check=True)
+        yield root
+    finally:
+        for point in mounts_under(root):
+            if subprocess.run(["umount", point]).returncode != 0:
+                subprocess.run(["umount", "--lazy", point])
+        left = mounts_under(root)
+        # Never delete through a mount that is still there (it would be the host's /dev).
+        assert not left, f"could not unmount {left}; remove {root} by hand"
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def in_root(root: Path, *cmd: str, check: bool = True, timeout: float = 1200,
+            **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command inside the chroot with a clean environment."""
+    res = subprocess.run(["chroot", str(root), *cmd], env=chroot_env(), capture_output=True,
+                         text=True, timeout=timeout, **kw)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def copy_repo(root: Path) -> None:
+    """What a `git clone` would hold (tracked and new files, nothing git ignores)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
+    dest = root / SRC.lstrip("/")
+    for name in filter(None, files):
+        src = REPO / name.decode()
+        if src.is_file():
+            target = dest / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def snapshot(root: Path, *paths: str) -> dict[str, tuple[Any, ...]]:
+    """Mode, owner, mtime and content hash of every file under `paths` (inside the chroot)."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for top in paths:
+        base = root / top.lstrip("/")
+        items = [base] if not base.is_dir() else [base, *base.rglob("*")]
+        for p in items:
+            st = p.lstat()
+            digest = hashlib.sha256(p.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
+            out[str(p.relative_to(root))] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, digest)
+    return out
+
+
+def passwd_entry(root: Path, user: str) -> list[str]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return fields
+    raise AssertionError(f"no user {user} in /etc/passwd")
+
+
+def mode_owner(root: Path, path: str) -> tuple[int, str, str]:
+    st = (root / path.lstrip("/")).stat()
+    ids = {int(f[2]): f[0] for f in (ln.split(":") for ln in (root / "etc/passwd").read_text().splitlines())}
+    gids = {int(f[2]): f[0] for f in (ln.split(":") for ln in (root / "etc/group").read_text().splitlines())}
+    return stat.S_IMODE(st.st_mode), ids.get(st.st_uid, str(st.st_uid)), gids.get(st.st_gid, str(st.st_gid))
+
+
+def test_deploy_on_fresh_debian(debian_root: Path) -> None:
+    root = debian_root
+    copy_repo(root)
+    # A Pi has apt's numpy (picamera2 depends on it): the venv must use it, not a pip copy.
+    in_root(root, "apt-get", "update", "-qq")
+    in_root(root, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq",
+            "--no-install-recommends", "python3-numpy")
+    # A password file written carelessly (world-readable) before the install.
+    (root / "etc/homesec").mkdir()
+    (root / "etc/homesec/smtp_password").write_text("app-password\n")
+    (root / "etc/homesec/smtp_password").chmod(0o644)
+
+    # --dry-run changes nothing.
+    before = snapshot(root, "/etc", "/opt", "/usr/local")
+    res = in_root(root, f"{SRC}/deploy.sh", "--dry-run")
+    assert "would run:" in res.stdout
+    assert snapshot(root, "/etc", "/opt", "/usr/local") == before
+
+    t0 = time.monotonic()
+    res = in_root(root, f"{SRC}/deploy.sh")
+    first_run_s = time.monotonic() - t0
+    out = res.stdout + res.stderr
+    assert "not started" in out, out
+    assert ":8080" in out and "homesec passwd" in out and "mail-test" in out, out
+    print(f"first deploy.sh run: {first_run_s:.0f} s")
+
+    # The service user: a system account without a login shell, in group video.
+    user = passwd_entry(root, "homesec")
+    assert int(user[2]) < 1000 and user[6] == "/usr/sbin/nologin" and user[5] == "/var/lib/homesec"
+    assert "homesec" in in_root(root, "id", "-nG", "homesec").stdout.split()
+    assert "video" in in_root(root, "id", "-nG", "homesec").stdout.split()
+
+    # Files and permissions: config and password not world-readable, password root-only.
+    assert mode_owner(root, "/etc/homesec") == (0o750, "root", "homesec")
+    assert mode_owner(root, "/etc/homesec/config.toml") == (0o640, "root", "homesec")
+    assert mode_owner(root, "/etc/homesec/smtp_password") == (0o600, "root", "root")
+    assert mode_owner(root, "/var/lib/homesec") == (0o750, "homesec", "homesec")
+    assert mode_owner(root, "/usr/local/bin/homesec")[0] == 0o755
+    config = (root / "etc/homesec/config.toml").read_text()
+    assert "[camera]" in config and "\nbase_url = \"http://" in config
+    for unit in ("homesec-capture.service", "homesec-web.service"):
+        installed = root / "etc/systemd/system" / unit
+        assert installed.read_text() == (REPO / "systemd" / unit).read_text()
+        link = root / "etc/systemd/system/multi-user.target.wants" / unit
+        assert link.is_symlink(), f"{unit} not enabled"
+    # systemd (installed by deploy.sh) accepts the units with the real ExecStart binary.
+    res = in_root(root, "systemd-analyze", "verify", "/etc/systemd/system/homesec-capture.service",
+                  "/etc/systemd/system/homesec-web.service", check=False)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+
+    # The venv sees the system packages and uses apt's numpy; OpenCV works with it.
+    assert "include-system-site-packages = true" in (root / "opt/homesec/venv/pyvenv.cfg").read_text()
+    probe = ("import numpy, cv2; print(numpy.__file__); "
+             "print(cv2.imencode('.jpg', numpy.zeros((8, 8), numpy.uint8))[0])")
+    res = in_root(root, "/opt/homesec/venv/bin/python", "-c", probe)
+    assert res.stdout.splitlines() == ["/usr/lib/python3/dist-packages/numpy/__init__.py", "True"]
+
+    # The command, as the admin and as the service user.
+    assert in_root(root, "homesec", "--version").stdout.strip() == f"homesec {homesec.__version__}"
+    res = in_root(root, "setpriv", "--reuid=homesec", "--regid=homesec", "--init-groups",
+                  "/opt/homesec/venv/bin/homesec", "check-config", "/etc/homesec/config.toml")
+    assert "OK" in res.stdout
+
+    run_daemon(root)
+    web_checked = run_web(root)
+
+    # A second run changes nothing and restarts nothing.
+    watched = ("/opt/homesec", "/etc/homesec", "/etc/systemd/system", "/usr/local/bin/homesec")
+    before = snapshot(root, *watched)
+    t0 = time.monotonic()
+    res = in_root(root, f"{SRC}/deploy.sh")
+    print(f"second deploy.sh run: {time.monotonic() - t0:.1f} s")
+    assert "nothing changed" in res.stdout, res.stdout
+    assert snapshot(root, *watched) == before
+
+    # --uninstall: units and code go, config, data and user stay.
+    in_root(root, f"{SRC}/deploy.sh", "--uninstall")
+    assert not (root / "opt/homesec").exists()
+    assert not (root / "usr/local/bin/homesec").exists()
+    assert not (root / "etc/systemd/system/homesec-capture.service").exists()
+    assert not (root / "etc/systemd/system/multi-user.target.wants/homesec-web.service").exists()
+    assert (root / "etc/homesec/config.toml").exists() and (root / "var/lib/homesec/homesec.db").exists()
+    passwd_entry(root, "homesec")
+
+    # --purge asks first; without a terminal and without --yes it refuses and removes nothing.
+    res = in_root(root, f"{SRC}/deploy.sh", "--purge", check=False, stdin=subprocess.DEVNULL)
+    assert res.returncode != 0 and "--yes" in res.stderr
+    assert (root / "etc/homesec/config.toml").exists()
+    in_root(root, f"{SRC}/deploy.sh", "--purge", "--yes")
+    assert not (root / "etc/homesec").exists() and not (root / "var/lib/homesec").exists()
+    assert "homesec:" not in (root / "etc/passwd").read_text()
+
+    if not web_checked:
+        # TODO(lead, after merging the web branch): homesec.web.create_app and `homesec web`
+        # exist then, run_web() checks the login page, and this xfail no longer happens.
+        pytest.xfail("everything passed except the web check: the web app is not in this branch")
+
+
+def demo_config(root: Path) -> None:
+    """A config for the demo scene next to the real one, readable by the service user."""
+    demo = root / "etc/homesec/demo.toml"
+    demo.write_text(f"""
+[camera]
+source = "demo"
+width = 640
+height = 360
+fps = 10
+[web]
+bind = "127.0.0.1"
+port = {WEB_PORT}
+""")
+    in_root(root, "chown", "root:homesec", "/etc/homesec/demo.toml")
+    demo.chmod(0o640)
+
+
+def as_homesec(root: Path) -> list[str]:
+    """argv prefix: the installed homesec command, run as the service user inside the chroot."""
+    return ["chroot", str(root), "setpriv", "--reuid=homesec", "--regid=homesec", "--init-groups",
+            "/opt/homesec/venv/bin/homesec"]
+
+
+def run_daemon(root: Path) -> None:
+    """Start `homesec run` on the demo scene as the service user (with the runtime directory
+    systemd would create) and check that it records a motion event with a snapshot."""
+    demo_config(root)
+    in_root(root, "install", "-d", "-m", "0750", "-o", "homesec", "-g", "homesec", "/run/homesec")
+    daemon = subprocess.Popen([*as_homesec(root), "run", "--config", "/etc/homesec/demo.toml"],
+                              env=chroot_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        status = root / "run/homesec/status.json"
+        wait_for(status.exists, 60, "the daemon's status file")
+
+        def events() -> int:
+            with sqlite3.connect(f"file:{root}/var/lib/homesec/homesec.db?mode=ro", uri=True) as db:
+                return db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+        # The demo scene's first person crosses at 5 s.
+        wait_for(events, 60, "a motion event in the database")
+        media = list((root / "var/lib/homesec/media").rglob("*.jpg"))
+        assert media and all(p.stat().st_uid == (root / "var/lib/homesec").stat().st_uid for p in media)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            out, _ = daemon.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            out, _ = daemon.communicate()
+    assert daemon.returncode == 0, out
+
+
+def run_web(root: Path) -> bool:
+    """`homesec web` (gunicorn) as the service user serves the login page. False when the web app
+    is not in this branch yet (nothing to run)."""
+    sources = "".join(p.read_text() for p in (REPO / "homesec" / "web").glob("*.py"))
+    if "def create_app" not in sources:
+        return False
+    web = subprocess.Popen([*as_homesec(root), "web", "--config", "/etc/homesec/demo.toml"],
+                           env=chroot_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    try:
+        def login_page() -> str | None:
+            assert web.poll() is None, f"homesec web exited with {web.returncode}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/login", timeout=5) as r:
+                    return r.read().decode() if r.status == 200 else None
+            except (urllib.error.URLError, OSError):
+                return None
+
+        page = wait_for(login_page, 60, "the login page from gunicorn")
+        assert 'type="password"' in page
+    finally:
+        web.send_signal(signal.SIGTERM)
+        try:
+            web.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.communicate()
+    return True
