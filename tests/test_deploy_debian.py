@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -80,6 +81,18 @@ def mounts_under(root: Path) -> list[str]:
     return sorted(points, key=len, reverse=True)
 
 
+def mount_api(root: Path) -> None:
+    """/proc and /dev for the chroot (apt, pip and the daemon need them)."""
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    subprocess.run(["mount", "--bind", "/dev", str(root / "dev")], check=True)
+
+
+def umount_api(root: Path) -> None:
+    """Undo mount_api (systemd-nspawn brings its own)."""
+    for point in mounts_under(root):
+        subprocess.run(["umount", point], check=True)
+
+
 def debootstrap(root: Path) -> None:
     """A minimal Debian in `root`, from cached packages when there are some."""
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -122,8 +135,7 @@ def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     try:
-        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
-        subprocess.run(["mount", "--bind", "/dev", str(root / "dev")], check=True)
+        mount_api(root)
         yield root
     finally:
         for point in mounts_under(root):
@@ -261,6 +273,13 @@ def test_deploy_on_fresh_debian(debian_root: Path) -> None:
     assert "nothing changed" in res.stdout, res.stdout
     assert snapshot(root, *watched) == before
 
+    if shutil.which("systemd-nspawn") and shutil.which("nsenter"):
+        umount_api(root)
+        try:
+            boot_with_systemd(root, web_checked)
+        finally:
+            mount_api(root)
+
     # --uninstall: units and code go, config, data and user stay.
     in_root(root, f"{SRC}/deploy.sh", "--uninstall")
     assert not (root / "opt/homesec").exists()
@@ -365,3 +384,114 @@ def run_web(root: Path) -> bool:
             web.kill()
             web.communicate()
     return True
+
+
+class Container:
+    """The deployed root booted with systemd as PID 1 (systemd-nspawn, no network), so the units
+    run for real: sandbox, Type=notify, watchdog, credentials."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["systemd-nspawn", "-D", str(root), "-b", "--register=no", "--keep-unit",
+             "--private-network", "-M", "homesectest"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.logpath = log
+
+    def pid1(self) -> int | None:
+        """The container's systemd (the child of systemd-nspawn)."""
+        try:
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(kids[0]) if kids else None
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        pid = self.pid1()
+        assert pid is not None, "container not running:\n" + self.logpath.read_text()[-3000:]
+        res = subprocess.run(["nsenter", "-t", str(pid), "-a", "env", "-i", f"PATH={PATH}", *cmd],
+                             capture_output=True, text=True, timeout=60)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)}: {res.returncode}\n{res.stdout}{res.stderr}")
+        return res
+
+    def prop(self, unit: str, name: str) -> str:
+        return self.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
+
+    def booted(self) -> bool:
+        if self.proc.poll() is not None or self.pid1() is None:
+            return False
+        state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
+        return state in ("running", "degraded")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None and self.pid1() is not None:
+            self.run("systemctl", "poweroff", check=False)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def boot_with_systemd(root: Path, web_checked: bool) -> None:
+    """Boot the installed system and check the services as systemd runs them."""
+    # What a user does next: pick the camera (here the demo scene) in the config. And a drop-in,
+    # as `systemctl edit` would write, shortens the watchdog so the test need not wait 30 s.
+    config = root / "etc/homesec/config.toml"
+    config.write_text(config.read_text().replace('# source = "picamera2"', 'source = "demo"'))
+    dropin = root / "etc/systemd/system/homesec-capture.service.d"
+    dropin.mkdir(exist_ok=True)
+    (dropin / "watchdog.conf").write_text("[Service]\nWatchdogSec=5\n")
+    container = Container(root, root.parent / "console.log")
+    try:
+        deadline = time.monotonic() + 120
+        while not container.booted():
+            if time.monotonic() > deadline or container.proc.poll() is not None:
+                pytest.skip("systemd could not boot in a container on this machine:\n"
+                            + container.logpath.read_text()[-2000:])
+            time.sleep(0.5)
+        unit = "homesec-capture.service"
+        # Type=notify: "active" only after READY=1, i.e. after the first frame.
+        wait_for(lambda: container.prop(unit, "ActiveState") == "active", 60, "capture active")
+        assert container.prop(unit, "StatusText") == "capturing"
+        assert container.prop(unit, "WatchdogUSec") == "5s"
+        pid = container.prop(unit, "MainPID")
+        # The sandbox is in force: no new privileges, no capabilities, a seccomp filter.
+        status = container.run("cat", f"/proc/{pid}/status").stdout
+        assert "NoNewPrivs:\t1" in status and "CapEff:\t0000000000000000" in status
+        assert "Seccomp:\t2" in status
+        assert f"Uid:\t{passwd_entry(root, 'homesec')[2]}\t" in status
+        # The password file reaches the service as a credential only it can read.
+        cred = f"/run/credentials/{unit}/smtp_password"
+        assert container.run("cat", cred).stdout == "app-password\n"
+        # It records events under the sandbox (state dir writable, everything else read-only).
+        wait_for(lambda: re.search(r"event \d+ started", container.run(
+            "journalctl", "-u", unit, "--no-pager").stdout), 60, "an event in the journal")
+
+        # A hung daemon (stopped, so no more WATCHDOG=1) is killed and restarted by systemd.
+        container.run("sh", "-c", f"kill -STOP {pid}")
+        wait_for(lambda: container.prop(unit, "NRestarts") not in ("", "0")
+                 and container.prop(unit, "ActiveState") == "active"
+                 and container.prop(unit, "MainPID") not in ("0", pid),
+                 120, "systemd to restart the hung daemon")
+        journal = container.run("journalctl", "-u", unit, "--no-pager").stdout
+        assert "Watchdog timeout" in journal, journal[-3000:]
+
+        # Without the password file the service still starts (SetCredential= fallback): empty.
+        container.run("rm", "/etc/homesec/smtp_password")
+        container.run("systemctl", "restart", unit)
+        assert container.prop(unit, "ActiveState") == "active"
+        assert container.run("cat", cred).stdout.strip() == ""
+
+        if web_checked:
+            web = "homesec-web.service"
+            wait_for(lambda: container.prop(web, "ActiveState") == "active", 60, "web active")
+            probe = ("import urllib.request; print(urllib.request.urlopen("
+                     "'http://127.0.0.1:8080/login', timeout=5).status)")
+            wait_for(lambda: container.run("/opt/homesec/venv/bin/python", "-c", probe,
+                                           check=False).stdout.strip() == "200",
+                     60, "the login page from homesec-web under systemd")
+    finally:
+        container.stop()
