@@ -138,6 +138,17 @@ install_packages() {
     fi
     say "installing apt packages: ${missing[*]}"
     run env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    if [[ " ${missing[*]} " == *" python3-picamera2 "* && $DRY_RUN == 0 ]] \
+        && ! apt-cache show python3-picamera2 >/dev/null 2>&1; then
+        # A Pi running another distribution (e.g. Ubuntu): no Raspberry Pi archive, no picamera2.
+        warn "python3-picamera2 is not available from your apt sources: the Pi camera will not work; use Raspberry Pi OS, or a USB/network camera (camera.source = \"opencv\")"
+        local keep=()
+        for p in "${missing[@]}"; do
+            [[ $p == python3-picamera2 ]] || keep+=("$p")
+        done
+        missing=("${keep[@]}")
+        [[ ${#missing[@]} -gt 0 ]] || return 0
+    fi
     run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     CHANGED=1
 }
