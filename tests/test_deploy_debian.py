@@ -273,12 +273,29 @@ def test_deploy_on_fresh_debian(debian_root: Path) -> None:
     assert "nothing changed" in res.stdout, res.stdout
     assert snapshot(root, *watched) == before
 
+    # A config error stops the run before anything is restarted, with the key named.
+    config = root / "etc/homesec/config.toml"
+    good = config.read_text()
+    config.write_text(good.replace("[alarm]\n", "[alarm]\nexit_dealy_s = 30\n"))
+    res = in_root(root, f"{SRC}/deploy.sh", check=False)
+    assert res.returncode != 0 and "exit_dealy_s" in res.stderr and "not restarted" in res.stderr
+    config.write_text(good)
+
+    # On a Pi whose apt sources lack Raspberry Pi's archive: a warning, not a failure.
+    (root / "etc/rpi-issue").write_text("Raspberry Pi reference (test)\n")
+    res = in_root(root, f"{SRC}/deploy.sh")
+    (root / "etc/rpi-issue").unlink()
+    assert "python3-picamera2 is not available" in res.stderr, res.stderr
+    assert "nothing changed" in res.stdout, res.stdout
+
     if shutil.which("systemd-nspawn") and shutil.which("nsenter"):
         umount_api(root)
+        t0 = time.monotonic()
         try:
             boot_with_systemd(root, web_checked)
         finally:
             mount_api(root)
+        print(f"boot under systemd-nspawn and checks: {time.monotonic() - t0:.0f} s")
 
     # --uninstall: units and code go, config, data and user stay.
     in_root(root, f"{SRC}/deploy.sh", "--uninstall")
