@@ -110,6 +110,7 @@ def compose_alert(cfg: Config, items: list[AlertItem], message_id: str,
     thumbs = [_read(it.thumb) for it in earlier]
 
     def build(scale: float, quality: int, n_thumbs: int) -> EmailMessage:
+        n_thumbs = min(n_thumbs, len(earlier))  # the newest n earlier events get a thumbnail
         return _build(cfg, main, earlier, message_id, now, snap.jpeg(scale, quality),
                       thumbs[-n_thumbs:] if n_thumbs else [], n_thumbs)
 

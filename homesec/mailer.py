@@ -122,7 +122,7 @@ class OutboxWorker(threading.Thread):
                 return False
         elif now < batch.next_attempt_ts:
             return False
-        self._attempt(store, batch, secret)
+        self._attempt(store, batch, secret, now)
         return True
 
     def _items(self, store: Store, batch: outbox.Batch) -> list[AlertItem]:
@@ -135,10 +135,10 @@ class OutboxWorker(threading.Thread):
             items.append(AlertItem(ev.id, ev.camera, ev.start_ts, ev.end_ts,
                                    media / ev.snapshot if ev.snapshot else None,
                                    media / ev.thumb if ev.thumb else None))
-        items.sort(key=lambda it: (it.start_ts, it.event_id))
+        items.sort(key=lambda it: it.event_id)  # recording order, immune to clock steps
         return items
 
-    def _attempt(self, store: Store, batch: outbox.Batch, secret: Secret) -> None:
+    def _attempt(self, store: Store, batch: outbox.Batch, secret: Secret, now: float) -> None:
         items = self._items(store, batch)
         if not items:
             outbox.mark_failed(store, batch, outbox.DELETED_EVENT)
@@ -148,23 +148,23 @@ class OutboxWorker(threading.Thread):
             msg = compose_alert(self.cfg, items, batch.message_id)
             refused = deliver(self.cfg.mail, msg, secret)
         except MailError as exc:
-            self._failed(store, batch, exc)
+            self._failed(store, batch, exc, now + (time.monotonic() - t0))
             return
         except Exception as exc:  # a bug or a broken file must not kill the worker: retry later
             log.exception("mailer: could not build or send the alert for events %s", batch.event_ids)
             self._failed(store, batch, MailError("internal", False, redact(
-                f"unexpected {type(exc).__name__}: {exc}", secret)))
+                f"unexpected {type(exc).__name__}: {exc}", secret)), now + (time.monotonic() - t0))
             return
         note = None
         if refused:
             note = "refused by the server for: " + "; ".join(f"{a} ({r})" for a, r in refused.items())
             log.warning("alert for events %s: %s", batch.event_ids, note)
-        outbox.mark_sent(store, batch, note=note)
+        outbox.mark_sent(store, batch, now + (time.monotonic() - t0), note=note)
         self.sent_messages += 1
         log.info("alert email sent for event(s) %s in %.2f s (%s)",
                  ",".join(map(str, batch.event_ids)), time.monotonic() - t0, batch.message_id)
 
-    def _failed(self, store: Store, batch: outbox.Batch, exc: MailError) -> None:
+    def _failed(self, store: Store, batch: outbox.Batch, exc: MailError, now: float) -> None:
         if exc.permanent:
             outbox.mark_failed(store, batch, str(exc))
             if exc.kind != "rejected":  # not this message's fault: the config's
@@ -173,7 +173,7 @@ class OutboxWorker(threading.Thread):
                       "fixed: %s", batch.event_ids, exc)
             return
         wait = backoff_s(batch.attempts + 1, self.cfg.mail.retry_initial_s, self.cfg.mail.retry_max_s)
-        outbox.mark_retry(store, batch, str(exc), time.time() + wait)
+        outbox.mark_retry(store, batch, str(exc), now + wait)
         log.warning("alert for event(s) %s not sent (attempt %d), retrying in %.0f s: %s",
                     batch.event_ids, batch.attempts + 1, wait, exc)
 

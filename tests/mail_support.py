@@ -10,6 +10,7 @@ that picks scene time is folded so that someone walks through every `period_s`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -226,6 +227,8 @@ class SilentServer:
 
     def stop(self) -> None:
         """Close the listener and every connection."""
+        with contextlib.suppress(OSError):  # shutdown wakes the blocked accept() on Linux
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         for c in self.conns:
             c.close()
