@@ -91,7 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
     """Send a test email now; on failure one line: what went wrong and what to do."""
-    from homesec.mailer import send_test
+    from homesec.mailer import outbox_line, send_test
     from homesec.smtp_send import MailError
 
     cfg = load_config(args.config)
@@ -105,6 +105,9 @@ def cmd_mail_test(args: argparse.Namespace) -> int:
         raise CLIError(f"mail-test failed: {exc}") from None
     if not cfg.mail.enabled:
         print("note: mail.enabled is false, so alerts are not sent yet", flush=True)
+    line = outbox_line(cfg)
+    if line:
+        print(line, flush=True)
     return 0
 
 

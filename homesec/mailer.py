@@ -187,3 +187,27 @@ def send_test(cfg: Config) -> str:
         raise MailError("recipient", True, f"recipient refused by {where(cfg.mail)}: {who}: check "
                         f"mail.recipients (the others did get the test email)")
     return f"test email accepted by {where(cfg.mail)} for {', '.join(cfg.mail.recipients)}"
+
+
+def outbox_line(cfg: Config) -> str | None:
+    """'outbox: 2 waiting, 1 failed (last error: ...)' for `mail-test`, or None when the
+    database does not exist (yet) or nothing is waiting."""
+    if not cfg.paths.db_path.exists():
+        return None
+    try:
+        store = Store(cfg.paths.db_path)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        s = outbox.summary(store)
+    finally:
+        store.close()
+    if not (s["pending"] or s["failed"]):
+        return None
+    line = f"outbox: {s['pending']} alert(s) waiting, {s['failed']} failed"
+    if s["last_error"]:
+        line += f" (last error: {s['last_error']})"
+    if s["failed"]:
+        line += "; failed alerts are retried when `homesec run` restarts or the password changes"
+    return line
+

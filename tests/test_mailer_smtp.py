@@ -290,6 +290,7 @@ def test_wrong_password_is_explained_by_mail_test_and_the_alert_is_kept(
                          timeout=30)
     assert res.returncode == 0, res.stderr
     assert len(srv.messages) == 1 and "test email" in str(srv.messages[0].msg["Subject"])
+    assert "1 failed" in res.stdout and "authentication rejected" in res.stdout  # still visible
     # The password is fixed: the worker notices and delivers the kept alert.
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     wait_for(lambda: len(srv.messages) == 2, 5, what="the kept alert")
