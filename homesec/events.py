@@ -102,8 +102,9 @@ class EventTracker:
         if ev is not None:
             if result.motion:
                 self._note_motion(ev, frame, result)
-            quiet_for = frame.mono_s - ev.end_mono
-            if quiet_for >= self.cfg.post_motion_s or frame.mono_s - ev.start_mono >= self.cfg.max_event_s:
+            quiet_for = frame.mono_s - ev.end_mono + 1e-6  # float slack: 1.9 - 0.9 < 1.0
+            too_long = frame.mono_s - ev.start_mono >= self.cfg.max_event_s
+            if quiet_for >= self.cfg.post_motion_s or too_long:
                 out.ended = self._close()
             return out
 
