@@ -90,6 +90,11 @@ def test_events_recorded_with_snapshots(make_config) -> None:
             first_wall = ev.start_ts - c0  # scene time 0 in wall-clock terms (approximately)
         assert abs((ev.start_ts - first_wall) - c0) < 1.5
         assert ev.boxes, "event without boxes"
+        # Boxes are in snapshot (main stream) coordinates: the walking figure is ~45% as tall
+        # as the frame, and every box lies inside the frame.
+        for x, y, w, h in ev.boxes:
+            assert x >= 0 and y >= 0 and x + w <= cfg.camera.width and y + h <= cfg.camera.height
+        assert max(h for _x, _y, _w, h in ev.boxes) > 0.3 * cfg.camera.height
         snap = cv2.imread(str(cfg.paths.media / ev.snapshot))
         thumb = cv2.imread(str(cfg.paths.media / ev.thumb))
         assert snap is not None and snap.shape[:2] == (cfg.camera.height, cfg.camera.width)
