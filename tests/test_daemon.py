@@ -207,3 +207,14 @@ def test_sigint_also_stops_cleanly(tmp_path: Path, signame: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_status_goes_stale_when_the_loop_stops_writing(make_config) -> None:
+    cfg = make_config()
+    cam = LimitedCamera(demo_camera(cfg), 30)
+    Daemon(cfg, camera=cam).run()
+    fresh = read_status(cfg.paths.runtime_dir)
+    assert fresh is not None and fresh["frames"] == 30 and not fresh["stale"]
+    later = read_status(cfg.paths.runtime_dir, now=fresh["updated_ts"] + 60)
+    assert later["stale"] and later["camera_ok"] is False
+    assert later["camera_lost_since"] == fresh["last_frame_ts"]
