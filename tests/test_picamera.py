@@ -92,3 +92,14 @@ def test_daemon_on_picamera2_records_events_and_recovers(fake_picamera2: type, m
 
     events = Store(cfg.paths.db_path).events()
     assert events, "the person crossing at 5 s was not recorded"
+
+
+def test_padded_lores_rows_are_cropped(fake_picamera2: type) -> None:
+    cam = PicameraCamera(width=640, height=480, lores_width=300, lores_height=200, fps=30)
+    cam.open()
+    frame = cam.read()
+    raw = cam._request.make_array("lores")
+    assert raw.shape == (300, 320)  # 200 * 3 / 2 rows, stride 320 for 300 pixels
+    assert frame.luma.shape == (200, 300)
+    assert np.array_equal(frame.luma, raw[:200, :300])
+    cam.close()

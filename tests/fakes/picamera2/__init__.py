@@ -4,7 +4,8 @@ There is no camera here. This fake follows picamera2's interface (Picamera2(came
 create_video_configuration(main=, lores=, controls=, buffer_count=), configure, start,
 capture_request -> CompletedRequest with make_array(name) and release(), stop, close) and its
 data layout: "RGB888" main arrays are (h, w, 3) uint8 in B, G, R order; "YUV420" arrays are
-(h * 3 // 2, w) uint8 with the Y plane in the first h rows. Frames come from the demo scene.
+(h * 3 // 2, stride) uint8 with the Y plane in the first h rows (stride >= w: row padding is left
+in, as picamera2's make_array does). Frames come from the demo scene.
 
 Test knobs (not picamera2 API): `Picamera2.fail_after` makes capture_request raise after that many
 frames (like a ribbon cable coming loose); `Picamera2.instances` records every camera made.
@@ -49,8 +50,10 @@ class CompletedRequest:
             luma = self._cam.lores_scene.luma(t)
             if luma.shape != (h, w):
                 luma = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
-            out = np.full((h * 3 // 2, w), 128, np.uint8)
-            out[:h] = luma
+            # Like picamera2: (h * 3 / 2, stride) with the row padding left in.
+            stride = (w + 63) // 64 * 64
+            out = np.full((h * 3 // 2, stride), 128, np.uint8)
+            out[:h, :w] = luma
             return out
         if cfg["format"] in ("RGB888", "BGR888"):
             return self._cam.main_scene.color(t)
