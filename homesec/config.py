@@ -219,6 +219,18 @@ class MailConfig(Section):
             raise ValueError("mail.retry_max_s must be at least mail.retry_initial_s")
         return self
 
+    @model_validator(mode="after")
+    def _no_cleartext_login(self) -> MailConfig:
+        """AUTH without TLS sends the password readable to anyone on the path: only to a relay
+        on this machine."""
+        local = self.host in ("localhost", "::1") or self.host.startswith("127.")
+        if self.security == "none" and self.username and self.host and not local:
+            raise ValueError(
+                f"mail.security = 'none' with mail.username would send the password unencrypted "
+                f"to {self.host}: use security = 'starttls' (port 587) or 'tls' (port 465)"
+            )
+        return self
+
     @field_validator("recipients")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:

@@ -70,6 +70,12 @@ def test_enabled_mail_needs_recipients_and_a_server() -> None:
         parse({"mail": {"enabled": True, "recipients": ["a@example.com"]}})
 
 
+def test_login_over_an_unencrypted_connection_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unencrypted"):
+        parse({"mail": {"host": "smtp.example.com", "security": "none", "username": "me"}})
+    parse({"mail": {"host": "127.0.0.1", "security": "none", "username": "me"}})  # local relay
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_s(n, 10, 300) for n in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
 

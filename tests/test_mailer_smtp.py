@@ -295,7 +295,7 @@ def test_wrong_password_is_explained_by_mail_test_and_the_alert_is_kept(
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     wait_for(lambda: len(srv.messages) == 2, 5, what="the kept alert")
     assert srv.messages[1].event_ids == [eid]
-    assert _rows(cfg)[0]["status"] == "sent"
+    wait_for(lambda: _rows(cfg)[0]["status"] == "sent", 3, what="the row to be marked sent")
     store.close()
 
 
