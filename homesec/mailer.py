@@ -88,6 +88,9 @@ class OutboxWorker(threading.Thread):
                 except sqlite3.Error as exc:
                     log.error("mailer: database error (will retry): %s", exc)
                     self._stop_now.wait(2.0)
+                except Exception:  # a bug must not end alerting for good: log it, go on
+                    log.exception("mailer: unexpected error (will retry)")
+                    self._stop_now.wait(5.0)
                 self._stop_now.wait(POLL_S)
         finally:
             if store is not None:
@@ -115,13 +118,15 @@ class OutboxWorker(threading.Thread):
             if not outbox.has_unbatched(store):
                 return False
             last = outbox.last_sent_ts(store)
-            if last is not None and now < last + self.cfg.mail.min_interval_s:
+            # (last > now: the clock was stepped back, e.g. a Pi without RTC before NTP; do not
+            # hold alerts until it catches up.)
+            if last is not None and last <= now < last + self.cfg.mail.min_interval_s:
                 return False  # inside the window: the alerts wait and are folded together
             batch = outbox.form_batch(store, now)
             if batch is None:
                 return False
-        elif now < batch.next_attempt_ts:
-            return False
+        elif now < batch.next_attempt_ts <= now + self.cfg.mail.retry_max_s:
+            return False  # (a retry further away than the cap means the clock stepped back)
         self._attempt(store, batch, secret, now)
         return True
 

@@ -191,7 +191,8 @@ def test_hanging_server_does_not_slow_capture_and_alert_is_retried(
     wait_for(lambda: silent.accepted, 8, what="the mailer to connect to the silent server")
     base1 = frames_at()  # baseline: capture with no alert in flight
     stuck0 = base1
-    wait_for(lambda: any(r["last_error"] for r in _rows(cfg)), 6, what="the send to time out")
+    wait_for(lambda: any(r["last_error"] for r in _rows(cfg)), 6, interval=0.1,
+             what="the send to time out")
     stuck1 = frames_at()  # the whole time the mailer was stuck waiting for the server
     silent.stop()
 
