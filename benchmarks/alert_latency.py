@@ -31,16 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from mail_support import (
-    PASSWORD,
-    FastCrossingCamera,
-    SmtpServer,
-    config_dict,
-    make_certs,
-    wait_for,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from homesec.camera.base import Frame
 from homesec.camera.demo import crossing_at
@@ -48,6 +39,14 @@ from homesec.config import parse
 from homesec.credentials import PASSWORD_ENV
 from homesec.daemon import Daemon
 from homesec.store import Store
+from tests.conftest import wait_for
+from tests.mail_support import (
+    PASSWORD,
+    FastCrossingCamera,
+    SmtpServer,
+    config_dict,
+    make_certs,
+)
 
 TARGET_P95_S = 2.0
 # The figure's body is centred at x = (-0.1 + 1.2 p) * width with half-width 0.045 * width

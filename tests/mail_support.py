@@ -1,7 +1,6 @@
 """Real parts for the mailer tests and the alert-latency benchmark: a self-signed CA and server
 certificate, an aiosmtpd server on 127.0.0.1 (STARTTLS + AUTH, implicit TLS + AUTH, or plain), a
-server that accepts TCP and never answers, a demo camera with a faster crossing timetable, and a
-poll-until-deadline helper.
+server that accepts TCP and never answers, and a demo camera with a faster crossing timetable.
 
 Why a faster timetable: the stock demo scene has one crossing per 20 s; tests and the benchmark
 need several events in seconds. The scene itself (room, noise, person) is the same; only the clock
@@ -19,7 +18,6 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -38,19 +36,6 @@ from homesec.camera.demo import CROSSING_START_S, DemoCamera
 USER = "alarm@example.com"
 PASSWORD = "correct horse battery staple"
 RECIPIENTS = ["owner@example.com", "partner@example.com"]
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
-    """Poll `cond` until it returns something truthy or the deadline passes (then fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:

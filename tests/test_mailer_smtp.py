@@ -18,18 +18,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from mail_support import (
-    PASSWORD,
-    Certs,
-    FastCrossingCamera,
-    SilentServer,
-    SmtpServer,
-    config_dict,
-    free_port,
-    make_certs,
-    wait_for,
-    write_toml,
-)
 
 from homesec import outbox
 from homesec.camera.demo import DemoScene
@@ -40,6 +28,18 @@ from homesec.mailer import OutboxWorker, send_test
 from homesec.smtp_send import MailError
 from homesec.snapshot import save_snapshot
 from homesec.store import Store
+from tests.conftest import wait_for
+from tests.mail_support import (
+    PASSWORD,
+    Certs,
+    FastCrossingCamera,
+    SilentServer,
+    SmtpServer,
+    config_dict,
+    free_port,
+    make_certs,
+    write_toml,
+)
 
 SECURITY = {"starttls": "starttls", "tls": "tls", "plain": "none"}
 # aiosmtpd cannot tell that an implicit-TLS connection is encrypted and warns about AUTH over it.
