@@ -22,35 +22,23 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import homesec
+from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 SUITE = "bookworm"
 MIRROR = os.environ.get("HOMESEC_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(os.environ.get("HOMESEC_TEST_CACHE", "/var/cache/homesec-tests"))
 SRC = "/usr/src/homesec"  # where the "git clone" lives inside the chroot
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WEB_PORT = 18089
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def mirror_reachable() -> bool:
@@ -353,14 +341,14 @@ def run_daemon(root: Path) -> None:
                               text=True)
     try:
         status = root / "run/homesec/status.json"
-        wait_for(status.exists, 60, "the daemon's status file")
+        wait_for(status.exists, 60, what="the daemon's status file", interval=0.5)
 
         def events() -> int:
             with sqlite3.connect(f"file:{root}/var/lib/homesec/homesec.db?mode=ro", uri=True) as db:
                 return db.execute("SELECT count(*) FROM events").fetchone()[0]
 
         # The demo scene's first person crosses at 5 s.
-        wait_for(events, 60, "a motion event in the database")
+        wait_for(events, 60, what="a motion event in the database", interval=0.5)
         media = list((root / "var/lib/homesec/media").rglob("*.jpg"))
         assert media and all(p.stat().st_uid == (root / "var/lib/homesec").stat().st_uid for p in media)
     finally:
@@ -391,7 +379,7 @@ def run_web(root: Path) -> bool:
             except (urllib.error.URLError, OSError):
                 return None
 
-        page = wait_for(login_page, 60, "the login page from gunicorn")
+        page = wait_for(login_page, 60, what="the login page from gunicorn", interval=0.5)
         assert 'type="password"' in page
     finally:
         web.send_signal(signal.SIGTERM)
@@ -471,7 +459,8 @@ def boot_with_systemd(root: Path, web_checked: bool) -> None:
             time.sleep(0.5)
         unit = "homesec-capture.service"
         # Type=notify: "active" only after READY=1, i.e. after the first frame.
-        wait_for(lambda: container.prop(unit, "ActiveState") == "active", 60, "capture active")
+        wait_for(lambda: container.prop(unit, "ActiveState") == "active", 60, what="capture active",
+                 interval=0.5)
         assert container.prop(unit, "StatusText") == "capturing"
         assert container.prop(unit, "WatchdogUSec") == "5s"
         pid = container.prop(unit, "MainPID")
@@ -485,14 +474,14 @@ def boot_with_systemd(root: Path, web_checked: bool) -> None:
         assert container.run("cat", cred).stdout == "app-password\n"
         # It records events under the sandbox (state dir writable, everything else read-only).
         wait_for(lambda: re.search(r"event \d+ started", container.run(
-            "journalctl", "-u", unit, "--no-pager").stdout), 60, "an event in the journal")
+            "journalctl", "-u", unit, "--no-pager").stdout), 60, what="an event in the journal", interval=0.5)
 
         # A hung daemon (stopped, so no more WATCHDOG=1) is killed and restarted by systemd.
         container.run("sh", "-c", f"kill -STOP {pid}")
         wait_for(lambda: container.prop(unit, "NRestarts") not in ("", "0")
                  and container.prop(unit, "ActiveState") == "active"
                  and container.prop(unit, "MainPID") not in ("0", pid),
-                 120, "systemd to restart the hung daemon")
+                 120, what="systemd to restart the hung daemon", interval=0.5)
         journal = container.run("journalctl", "-u", unit, "--no-pager").stdout
         assert "Watchdog timeout" in journal, journal[-3000:]
 
@@ -504,11 +493,12 @@ def boot_with_systemd(root: Path, web_checked: bool) -> None:
 
         if web_checked:
             web = "homesec-web.service"
-            wait_for(lambda: container.prop(web, "ActiveState") == "active", 60, "web active")
+            wait_for(lambda: container.prop(web, "ActiveState") == "active", 60, what="web active",
+                     interval=0.5)
             probe = ("import urllib.request; print(urllib.request.urlopen("
                      "'http://127.0.0.1:8080/login', timeout=5).status)")
             wait_for(lambda: container.run("/opt/homesec/venv/bin/python", "-c", probe,
                                            check=False).stdout.strip() == "200",
-                     60, "the login page from homesec-web under systemd")
+                     60, what="the login page from homesec-web under systemd", interval=0.5)
     finally:
         container.stop()

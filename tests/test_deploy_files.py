@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
+
 UNITS = ("homesec-capture.service", "homesec-web.service")
 INSTALLED_HOMESEC = "/opt/homesec/venv/bin/homesec"
 # The console script of the venv running the tests: a real executable to stand in for the

@@ -5,16 +5,14 @@ defaults the code really uses, so the docs cannot drift from the model."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from homesec.config import Config, parse
+from tests.conftest import REPO, run_homesec
 
-HOMESEC = str(Path(sys.executable).with_name("homesec"))
-EXAMPLE = Path(__file__).resolve().parent.parent / "homesec" / "example-config.toml"
+EXAMPLE = REPO / "homesec" / "example-config.toml"
 SECTION = re.compile(r"^\[(\w+)\]\s*$")
 DEFAULT_LINE = re.compile(r"^# ([a-z][a-z0-9_]*) = (.+)$")  # "# key = value": a documented default
 
@@ -35,13 +33,13 @@ def documented_defaults(text: str) -> dict[str, dict[str, Any]]:
 
 
 def test_cli_prints_the_packaged_example_and_check_config_accepts_it(tmp_path: Path) -> None:
-    printed = subprocess.run([HOMESEC, "example-config"], capture_output=True, text=True,
-                             check=True, timeout=60).stdout
+    res = run_homesec("example-config")
+    assert res.returncode == 0, res.stderr
+    printed = res.stdout
     assert printed == EXAMPLE.read_text(encoding="utf-8")
     path = tmp_path / "config.toml"
     path.write_text(printed)
-    res = subprocess.run([HOMESEC, "check-config", str(path)], capture_output=True, text=True,
-                         timeout=60)
+    res = run_homesec("check-config", str(path))
     assert res.returncode == 0, res.stderr
     assert "OK" in res.stdout
 

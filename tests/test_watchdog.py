@@ -13,10 +13,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +22,10 @@ import cv2
 import numpy as np
 import pytest
 
-HOMESEC = str(Path(sys.executable).with_name("homesec"))
+from tests.conftest import homesec_cmd, wait_for
+
 WATCHDOG_USEC = 6_000_000  # WatchdogSec=6: pings must come at least every 3 s (systemd's advice)
 SILENCE_S = 5.0  # this long without a ping (more than WATCHDOG_USEC / 2) = pings have stopped
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class NotifyListener(threading.Thread):
@@ -133,20 +120,20 @@ runtime_dir = "{tmp_path / 'run'}"
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
     env.pop("WATCHDOG_PID", None)
     log = open(tmp_path / "daemon.log", "w+")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen([HOMESEC, "run", "--config", str(config)], env=env,
+    proc = subprocess.Popen(homesec_cmd("run", "--config", str(config)), env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         # The daemon starts and blocks opening the camera; no frame exists yet, so no READY.
         wait_for(lambda: "capturing from opencv" in (tmp_path / "daemon.log").read_text(), 30,
-                 "the daemon to reach its capture loop")
+                 what="the daemon to reach its capture loop")
         assert notify.times("READY=1") == [], "READY=1 before any frame"
 
         camera.start()
-        wait_for(lambda: notify.times("READY=1"), 30, "READY=1 after frames started")
+        wait_for(lambda: notify.times("READY=1"), 30, what="READY=1 after frames started")
         ready = notify.times("READY=1")[0]
         assert camera.frames > 0
         wait_for(lambda: len([t for t in notify.times("WATCHDOG=1") if t > ready]) >= 5, 30,
-                 "WATCHDOG=1 pings while frames flow")
+                 what="WATCHDOG=1 pings while frames flow")
         pings = [t for t in notify.times("WATCHDOG=1") if t >= ready]
         gaps = np.diff(pings)
         assert gaps.max() <= WATCHDOG_USEC / 1e6 / 2, f"pings too far apart for WatchdogSec: {gaps}"
@@ -156,7 +143,7 @@ runtime_dir = "{tmp_path / 'run'}"
         hung_at = time.monotonic()
         # Pings must stop for good: none for longer than the interval systemd expects them at.
         wait_for(lambda: time.monotonic() - max(notify.times("WATCHDOG=1")) > SILENCE_S,
-                 30, "WATCHDOG=1 to stop after the camera hung")
+                 30, what="WATCHDOG=1 to stop after the camera hung")
         last_ping = max(notify.times("WATCHDOG=1"))
         assert last_ping - hung_at < 3.0, "pings went on long after the camera hung"
         assert proc.poll() is None, "the daemon exited instead of hanging: systemd must do the kill"
@@ -164,7 +151,7 @@ runtime_dir = "{tmp_path / 'run'}"
         # The camera comes back: pings resume (systemd would not have restarted it yet).
         camera.flowing.set()
         wait_for(lambda: max(notify.times("WATCHDOG=1")) > last_ping + 0.5, 30,
-                 "WATCHDOG=1 to resume when frames come back")
+                 what="WATCHDOG=1 to resume when frames come back")
     finally:
         proc.send_signal(signal.SIGTERM)
         camera.close()  # EOF unblocks a read that is still waiting
