@@ -18,9 +18,12 @@
   if (!stateBox) return; // not the home page
 
   const $ = (id) => document.getElementById(id);
-  let skew = 0; // server clock minus browser clock, seconds
-  let current = { state: stateBox.dataset.state, deadline_ts: parseFloat(stateBox.dataset.deadline) || null };
-  skew = parseFloat(stateBox.dataset.serverTs) - Date.now() / 1000 || 0;
+  // The countdown runs on this device's monotonic clock from the server's `remaining_s`, so a
+  // phone whose clock is off still counts down correctly.
+  const mono = () => performance.now() / 1000;
+  let current = { state: stateBox.dataset.state, changed_ts: null, changed_by: "" };
+  let localDeadline = stateBox.dataset.state === "arming"
+    ? mono() + (parseFloat(stateBox.dataset.remaining) || 0) : null;
   let topEvent = null;
 
   function fmtTime(ts) {
@@ -31,18 +34,25 @@
       `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
 
-  function renderArm(arm) {
+  function setArm(arm) {
     current = arm;
-    const now = Date.now() / 1000 + skew;
-    let state = arm.state;
-    if (state === "arming" && arm.deadline_ts && now >= arm.deadline_ts) state = "armed";
+    localDeadline = arm.state === "arming" && arm.remaining_s != null ? mono() + arm.remaining_s : null;
+    drawArm();
+  }
+
+  function drawArm() {
+    let state = current.state;
+    let left = null;
+    if (state === "arming") {
+      left = localDeadline == null ? 0 : localDeadline - mono();
+      if (left <= 0) state = "armed";
+    }
     stateBox.className = `state state-${state}`;
     stateBox.dataset.state = state;
     $("state-label").textContent = state.toUpperCase();
-    const counting = state === "arming";
-    $("countdown").hidden = !counting;
-    if (counting) $("countdown-s").textContent = String(Math.max(0, Math.ceil(arm.deadline_ts - now)));
-    $("changed").textContent = `since ${fmtTime(arm.changed_ts)} by ${arm.changed_by}`;
+    $("countdown").hidden = state !== "arming";
+    if (state === "arming") $("countdown-s").textContent = String(Math.ceil(left));
+    if (current.changed_ts) $("changed").textContent = `since ${fmtTime(current.changed_ts)} by ${current.changed_by}`;
     $("arm-form").hidden = state !== "disarmed";
     $("disarm-form").hidden = state === "disarmed";
   }
@@ -126,8 +136,7 @@
   async function poll() {
     try {
       const st = await api("GET", "/status");
-      skew = st.server_ts - Date.now() / 1000;
-      renderArm(st.arm);
+      setArm(st.arm);
       renderHealth(st);
       const le = st.last_event;
       const key = le ? `${le.id}:${le.end_ts}` : "none";
@@ -141,7 +150,7 @@
     const body = raw === "" ? {} : { delay_s: Number(raw) };
     const btn = $("arm-button");
     btn.disabled = true;
-    try { renderArm(await api("POST", "/arm", body)); showError(""); }
+    try { setArm(await api("POST", "/arm", body)); showError(""); }
     catch (err) { showError(`Could not arm: ${err.message}`); }
     finally { btn.disabled = false; }
   });
@@ -150,7 +159,7 @@
     e.preventDefault();
     const btn = $("disarm-button");
     btn.disabled = true;
-    try { renderArm(await api("POST", "/disarm")); showError(""); }
+    try { setArm(await api("POST", "/disarm")); showError(""); }
     catch (err) { showError(`Could not disarm: ${err.message}`); }
     finally { btn.disabled = false; }
   });
@@ -177,7 +186,7 @@
   document.addEventListener("visibilitychange", () => (document.hidden ? stopLive() : startLive()));
 
   window.addEventListener("load", () => { if (!document.hidden) startLive(); });
-  setInterval(() => renderArm(current), 250);
+  setInterval(drawArm, 250);
   setInterval(poll, 2000);
   poll();
 })();
