@@ -98,7 +98,9 @@ def run_demo(root: Path, port: int = 8080, seconds: float | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if seconds is not None:
-        threading.Timer(seconds, stop.set).start()
+        timer = threading.Timer(seconds, stop.set)
+        timer.daemon = True  # Ctrl-C before `seconds` must not wait for the timer
+        timer.start()
     web = start_web(path.parent, path)
     print(f"homesec demo: config {path}\n"
           f"  web UI: http://127.0.0.1:{port}/  password: {password}  (log: {path.parent / 'web.log'})\n"
