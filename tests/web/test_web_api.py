@@ -354,3 +354,25 @@ def test_openapi_documents_every_route(app: Flask, browser: Browser) -> None:
             if m not in ("HEAD", "OPTIONS"):
                 served.add((path, m))
     assert served == documented
+
+
+def test_mjpeg_stream_has_a_max_duration(cfg: Config) -> None:
+    from homesec.web.stream import mjpeg
+
+    run = cfg.paths.runtime_dir
+    run.mkdir(parents=True)
+    (run / LIVE_NAME).write_bytes(_jpeg())
+    t0 = time.monotonic()
+    parts = [p for p in mjpeg(run, max_s=2.5) if p]
+    took = time.monotonic() - t0
+    assert 2.5 <= took < 4.0
+    # the first frame, then the same frame again every 2 s so a vanished client is noticed
+    assert len(parts) == 2
+
+
+def test_mjpeg_stream_gives_up_without_frames(cfg: Config) -> None:
+    from homesec.web.stream import mjpeg
+
+    t0 = time.monotonic()
+    parts = [p for p in mjpeg(cfg.paths.runtime_dir, max_s=60, no_frame_s=0.5) if p]
+    assert parts == [] and time.monotonic() - t0 < 2
