@@ -83,9 +83,6 @@ class CameraConfig(Section):
     reconnect_max_s: float = Field(
         default=30.0, ge=0.1, le=3600.0, description="longest wait between reopen attempts"
     )
-    read_timeout_s: float = Field(
-        default=5.0, ge=0.5, le=120.0, description="no frame for this long = camera lost"
-    )
 
     @model_validator(mode="after")
     def _device_for_opencv(self) -> CameraConfig:

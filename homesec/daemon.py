@@ -324,9 +324,25 @@ class Daemon:
         log.info("stopped after %d frames", self.frames)
 
 
-def read_status(runtime_dir: Path) -> dict[str, Any] | None:
-    """The daemon's last status (for the web UI), or None when it has not written one."""
+STALE_AFTER_S = 5.0
+
+
+def read_status(runtime_dir: Path, now: float | None = None) -> dict[str, Any] | None:
+    """The daemon's last status (for the web UI), or None when it has not written one.
+
+    The daemon rewrites the file every second while its loop runs; an older file means the loop
+    is stuck (a camera read that never returns) or the daemon is gone. Then the status says
+    `stale` and the camera counts as lost since the last frame, whatever the file claims.
+    """
     try:
-        return json.loads((runtime_dir / STATUS_NAME).read_text())
+        status = json.loads((runtime_dir / STATUS_NAME).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    now = time.time() if now is None else now
+    status["stale"] = now - float(status.get("updated_ts") or 0) > STALE_AFTER_S
+    if status["stale"]:
+        status["camera_ok"] = False
+        if status.get("camera_lost_since") is None:
+            status["camera_lost_since"] = status.get("last_frame_ts") or status.get("updated_ts")
+            status["camera_error"] = "no frames: the capture daemon is stuck or not running"
+    return status
