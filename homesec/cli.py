@@ -179,6 +179,28 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail_test(args: argparse.Namespace) -> int:
+    """Send a test email now; on failure one line: what went wrong and what to do."""
+    from homesec.mailer import outbox_line, send_test
+    from homesec.smtp_send import MailError
+
+    cfg = load_config(args.config)
+    if not (cfg.mail.host or cfg.mail.catch_dir):
+        raise CLIError("mail.host is not set in the config: nothing to send to")
+    if not cfg.mail.recipients:
+        raise CLIError("mail.recipients is empty: nobody to send to")
+    try:
+        print(send_test(cfg), flush=True)
+    except MailError as exc:
+        raise CLIError(f"mail-test failed: {exc}") from None
+    if not cfg.mail.enabled:
+        print("note: mail.enabled is false, so alerts are not sent yet", flush=True)
+    line = outbox_line(cfg)
+    if line:
+        print(line, flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     p = argparse.ArgumentParser(prog="homesec", description=__doc__.split("\n")[0])
@@ -221,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--config",
                         help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
     s.set_defaults(func=cmd_token)
+
+    s = sub.add_parser("mail-test", help="send a test email now and explain any failure")
+    s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_mail_test)
 
     s = sub.add_parser("demo", help="run everything on the generated demo scene")
     s.add_argument("--dir", default="demo-data", help="where the demo keeps its state")

@@ -189,6 +189,48 @@ class MailConfig(Section):
     max_message_bytes: int = Field(
         default=1_000_000, ge=100_000, le=25_000_000, description="size cap of one email"
     )
+    retry_initial_s: float = Field(
+        default=10.0, ge=0.1, le=3600.0, description="first wait after a failed send; doubles each time"
+    )
+    retry_max_s: float = Field(
+        default=300.0, ge=1.0, le=86400.0, description="longest wait between send attempts"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        """A password in a config file ends up in backups, bug reports and screenshots: refuse it
+        and say where it goes instead. The value itself is never echoed."""
+        if isinstance(data, dict) and any("password" in str(k).lower() for k in data):
+            raise ValueError(
+                "the SMTP password must not be in the config file: set the environment variable "
+                "HOMESEC_SMTP_PASSWORD, or under systemd put it in a credential named smtp_password "
+                "(LoadCredential=smtp_password:/etc/homesec/smtp_password, read from "
+                "$CREDENTIALS_DIRECTORY/smtp_password)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _usable_when_enabled(self) -> MailConfig:
+        if self.enabled and not self.recipients:
+            raise ValueError("mail.enabled needs at least one address in mail.recipients")
+        if self.enabled and not (self.host or self.catch_dir):
+            raise ValueError("mail.enabled needs mail.host (or mail.catch_dir for testing)")
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("mail.retry_max_s must be at least mail.retry_initial_s")
+        return self
+
+    @model_validator(mode="after")
+    def _no_cleartext_login(self) -> MailConfig:
+        """AUTH without TLS sends the password readable to anyone on the path: only to a relay
+        on this machine."""
+        local = self.host in ("localhost", "::1") or self.host.startswith("127.")
+        if self.security == "none" and self.username and self.host and not local:
+            raise ValueError(
+                f"mail.security = 'none' with mail.username would send the password unencrypted "
+                f"to {self.host}: use security = 'starttls' (port 587) or 'tls' (port 465)"
+            )
+        return self
 
     @field_validator("recipients")
     @classmethod

@@ -38,6 +38,14 @@ runtime_dir = "{root / 'run'}"
 [alarm]
 exit_delay_s = 10
 
+[mail]
+# Alerts (while armed) are written as .eml files here instead of being sent: open one with any
+# mail program. At most one email a minute; what happens in between is folded into the next.
+enabled = true
+recipients = ["you@example.com"]
+sender = "homesec-demo@example.com"
+catch_dir = "{root / 'mail'}"
+
 [web]
 bind = "127.0.0.1"
 port = {port}
@@ -105,6 +113,7 @@ def run_demo(root: Path, port: int = 8080, seconds: float | None = None) -> int:
     print(f"homesec demo: config {path}\n"
           f"  web UI: http://127.0.0.1:{port}/  password: {password}  (log: {path.parent / 'web.log'})\n"
           f"  snapshots in {cfg.paths.media}\n"
+          f"  alert emails (while armed) as .eml files in {cfg.mail.catch_dir}\n"
           f"  a person walks through every 20 s, the lamp goes on at 40 s of every minute\n"
           f"  Ctrl-C to stop", flush=True)
     try:

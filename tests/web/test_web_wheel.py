@@ -24,6 +24,8 @@ def test_wheel_carries_web_assets(tmp_path: Path) -> None:
     expected = {f"homesec/web/templates/{p.name}" for p in (ROOT / "templates").iterdir()}
     expected |= {f"homesec/web/static/{p.name}" for p in (ROOT / "static").iterdir()}
     expected |= {"homesec/web/openapi.json", "homesec/web/gunicorn_conf.py"}
+    # pyproject lists its packages (for the templates/static mapping): none may be forgotten
+    expected |= {str(p.relative_to(ROOT)) for p in (ROOT / "homesec").rglob("*.py")}
     assert expected <= names, sorted(expected - names)
 
     unpacked = tmp_path / "site"
