@@ -105,6 +105,7 @@ class TokenInfo:
 
 
 def _token_hash(token: str) -> str:
+    """What is stored for a token (hex SHA-256)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from homesec import __version__
 from homesec.config import Config
 
 # An API request body is a few dozen bytes; anything bigger than this is refused with 413.
@@ -58,6 +59,9 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=MAX_BODY_BYTES,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
+    # Static files may be cached for an hour; the version in their URLs makes an upgrade load the
+    # new CSS and JS at once.
+    app.jinja_env.globals["asset_version"] = __version__
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented key order
     app.extensions["homesec_trusted"] = [
         ipaddress.ip_network(n, strict=False) for n in config.web.trust_networks

@@ -10,11 +10,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 
-from homesec.store import ArmStatus, Store
+from homesec.store import ArmStatus, EventRow, Store
 from homesec.web import stream
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
@@ -28,13 +28,9 @@ MAX_DELAY_S = 3600
 MAX_LIMIT = 200
 
 
-class BadRequest(Exception):
-    """Input the API refuses; becomes a 400 JSON error."""
-
-
-@bp.errorhandler(BadRequest)
-def _bad_request(exc: BadRequest) -> Response:
-    return json_error(400, str(exc))
+def bad_request(message: str) -> NoReturn:
+    """Refuse the request's input: a 400 JSON error (see errors.py), nothing changed."""
+    abort(400, message)
 
 
 def _json_body(allowed: set[str]) -> dict[str, Any]:
@@ -43,16 +39,16 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
     if not raw.strip():
         return {}
     if request.mimetype != "application/json":
-        raise BadRequest("the body must be JSON (Content-Type: application/json)")
+        bad_request("the body must be JSON (Content-Type: application/json)")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON") from None
+        bad_request("the body is not valid JSON")
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        bad_request("the body must be a JSON object")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise BadRequest(f"unknown key(s): {', '.join(unknown)}")
+        bad_request(f"unknown key(s): {', '.join(unknown)}")
     return body
 
 
@@ -62,22 +58,23 @@ def _delay(body: dict[str, Any]) -> float:
         return float(cfg().alarm.exit_delay_s)
     value = body["delay_s"]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest("delay_s must be a number of seconds")
+        bad_request("delay_s must be a number of seconds")
     if not 0 <= value <= MAX_DELAY_S:
-        raise BadRequest(f"delay_s must be between 0 and {MAX_DELAY_S}")
+        bad_request(f"delay_s must be between 0 and {MAX_DELAY_S}")
     return float(value)
 
 
 def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """An integer query parameter within [lo, hi], or `default` when absent."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
+        bad_request(f"{name} must be an integer")
     if not lo <= value <= hi:
-        raise BadRequest(f"{name} must be between {lo} and {hi}")
+        bad_request(f"{name} must be between {lo} and {hi}")
     return value
 
 
@@ -132,27 +129,25 @@ def list_events() -> Response:
                     "next_before": rows[-1].id if rows and len(rows) == limit else None})
 
 
-def _event_or_404(event_id: int) -> Any:
+def _event(event_id: int) -> EventRow:
+    """The event, or a 404 JSON error."""
     ev = get_store().event(event_id)
     if ev is None:
-        return None, json_error(404, f"no event {event_id}")
-    return ev, None
+        abort(404, f"no event {event_id}")
+    return ev
 
 
 @bp.get("/events/<int:event_id>")
 def get_event(event_id: int) -> Response:
     """One event."""
-    ev, err = _event_or_404(event_id)
-    return err or jsonify(event_json(ev))
+    return jsonify(event_json(_event(event_id)))
 
 
 @bp.delete("/events/<int:event_id>")
 def delete_event(event_id: int) -> Response:
     """Delete an event and its files (not while it is still being recorded)."""
     _json_body(set())
-    ev, err = _event_or_404(event_id)
-    if err:
-        return err
+    ev = _event(event_id)
     if ev.end_ts is None and not ev.interrupted:
         return json_error(409, "the event is still being recorded; delete it when it has ended")
     deleted = get_store().delete_event(event_id)
@@ -161,10 +156,8 @@ def delete_event(event_id: int) -> Response:
 
 
 def _event_file(event_id: int, which: str) -> Response:
-    ev, err = _event_or_404(event_id)
-    if err:
-        return err
-    path = resolve(cfg().paths.media, getattr(ev, which))
+    """Send the event's snapshot or thumbnail, resolved inside the media dir."""
+    path = resolve(cfg().paths.media, getattr(_event(event_id), which))
     if path is None or not path.is_file():
         return json_error(404, f"event {event_id} has no {which} file")
     return send_file(path, mimetype="image/jpeg", max_age=0)

@@ -55,6 +55,7 @@ def client_addr() -> str:
 
 
 def _trusted(addr: str) -> bool:
+    """Whether the address lies in one of web.trust_networks."""
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:

@@ -27,6 +27,7 @@ def json_error(status: int, message: str, **extra: Any) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Any:
+    """Render any HTTP error for its audience, keeping headers such as Retry-After."""
     status = exc.code or 500
     message = exc.description or exc.name
     if wants_json():

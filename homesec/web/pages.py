@@ -26,6 +26,7 @@ HOME_EVENTS = 12
 
 
 def _fmt_time(ts: float | None) -> str:
+    """Local time for people; '-' for none."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 

@@ -56,6 +56,7 @@ def load_secret_key(state_dir: Path) -> bytes:
 
 
 def _read_key(path: Path) -> bytes:
+    """The stored key; a truncated file is an error, not a silently weak key."""
     key = path.read_bytes().strip()
     if len(key) < 32:
         raise RuntimeError(f"{path}: secret key too short; delete the file to make a new one")

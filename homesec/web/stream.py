@@ -40,6 +40,7 @@ def fresh_frame(runtime_dir: Path, wait_s: float = 3.0) -> tuple[bytes, float] |
 
 
 def _mtime(path: Path) -> int | None:
+    """The file's mtime in ns (a cheap "is there a new frame?"), or None."""
     try:
         return os.stat(path).st_mtime_ns
     except FileNotFoundError:
@@ -47,6 +48,7 @@ def _mtime(path: Path) -> int | None:
 
 
 def _part(jpeg: bytes) -> bytes:
+    """One multipart part: boundary, headers, the JPEG."""
     return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             .encode() + jpeg + b"\r\n")
 
