@@ -60,6 +60,8 @@ def _trusted(addr: str) -> bool:
         ip = ipaddress.ip_address(addr)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # gunicorn bound to '::' sees IPv4 clients as ::ffff:a.b.c.d
     return any(ip in net for net in current_app.extensions["homesec_trusted"])
 
 

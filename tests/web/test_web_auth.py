@@ -251,6 +251,7 @@ def test_trusted_network_skips_login(tmp_path: Path) -> None:
     app = create_app(make_config(tmp_path, trust_networks=["192.168.1.0/24"]))
     c = app.test_client()
     assert c.get("/", environ_base={"REMOTE_ADDR": "192.168.1.20"}).status_code == 200
+    assert c.get("/", environ_base={"REMOTE_ADDR": "::ffff:192.168.1.20"}).status_code == 200
     assert c.get("/", environ_base={"REMOTE_ADDR": "192.168.2.20"}).status_code == 302
     assert c.get("/").status_code == 302  # 127.0.0.1 is not trusted unless listed
     # still no cross-site writes: the CSRF token is required
