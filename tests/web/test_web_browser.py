@@ -86,6 +86,14 @@ def test_phone_login_arm_countdown_event_disarm(system: System) -> None:
             expect(page.locator("#arm-button")).to_be_visible()
             assert system.request("GET", "/status")[1]["arm"]["state"] == "disarmed"
             page.screenshot(path=str(ARTIFACTS / "phone-6-disarmed.png"))
+
+            # nothing wider than the screen on small and large phones; a desktop works too
+            for width in (360, 430, 1280):
+                page.set_viewport_size({"width": width, "height": 844})
+                page.reload(wait_until="domcontentloaded")
+                expect(label).to_have_text("DISARMED")
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(ARTIFACTS / "desktop.png"))
         finally:
             browser.close()
     assert not problems, problems
