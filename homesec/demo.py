@@ -11,9 +11,11 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from homesec.config import Config, load
@@ -96,6 +98,17 @@ def start_web(root: Path, config_path: Path) -> subprocess.Popen[bytes]:
                              str(config_path)], stdout=log_file, stderr=subprocess.STDOUT)
 
 
+def wait_for_web(web: subprocess.Popen[bytes], port: int, timeout_s: float = 15.0) -> bool:
+    """True once the web UI accepts connections; False if it exited or did not come up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and web.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
 def run_demo(root: Path, port: int = 8080, seconds: float | None = None) -> int:
     """Run the daemon on the demo scene and the web UI until Ctrl-C (or `seconds`)."""
     from homesec.daemon import Daemon
@@ -110,6 +123,9 @@ def run_demo(root: Path, port: int = 8080, seconds: float | None = None) -> int:
         timer.daemon = True  # Ctrl-C before `seconds` must not wait for the timer
         timer.start()
     web = start_web(path.parent, path)
+    if not wait_for_web(web, port):
+        print(f"homesec demo: the web UI did not start (port {port} in use? see "
+              f"{path.parent / 'web.log'}); running the daemon only", flush=True)
     print(f"homesec demo: config {path}\n"
           f"  web UI: http://127.0.0.1:{port}/  password: {password}  (log: {path.parent / 'web.log'})\n"
           f"  snapshots in {cfg.paths.media}\n"

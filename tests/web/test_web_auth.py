@@ -319,3 +319,14 @@ def test_secret_key_file(cfg: Config) -> None:
     assert a1.secret_key == a2.secret_key
     assert len(a1.secret_key) >= 32
     assert str(a1.secret_key) not in cfg.model_dump_json()
+
+
+def test_create_app_reads_config_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What gunicorn runs: `homesec.web:create_app()` with the config from $HOMESEC_CONFIG."""
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[paths]\nstate_dir = "{tmp_path / "s"}"\nruntime_dir = "{tmp_path / "r"}"\n'
+                        "[alarm]\nexit_delay_s = 7\n[web]\nauth = false\n")
+    monkeypatch.setenv("HOMESEC_CONFIG", str(cfg_file))
+    c = create_app().test_client()
+    assert c.get("/api/v1/status").json["exit_delay_s"] == 7
+    assert (tmp_path / "s" / SECRET_NAME).exists()
