@@ -8,6 +8,7 @@ that names the file, the key and the value.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -254,6 +255,24 @@ class WebConfig(Section):
     )
     session_days: int = Field(default=30, ge=1, le=365, description="how long a login lasts")
     workers: int = Field(default=2, ge=1, le=8, description="gunicorn worker processes")
+    threads: int = Field(
+        default=16, ge=4, le=64,
+        description="threads per gunicorn worker; each live-view viewer holds one while watching",
+    )
+    live_max_s: float = Field(
+        default=900.0, ge=10.0, le=86400.0,
+        description="a live MJPEG stream ends after this long (the page reconnects if still open)",
+    )
+
+    @field_validator("trust_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network in CIDR notation: {net!r}") from None
+        return value
 
 
 class Config(Section):
