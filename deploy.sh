@@ -378,6 +378,35 @@ Store(path).close()
 ' "$CONF"
 }
 
+# True when the owner's web password is set (or the config turns the login off).
+web_password_set() {
+    runuser -u "$SVC_USER" -- "$VENV/bin/python" -c '
+import sys
+from homesec import accounts
+from homesec.config import load
+from homesec.store import Store
+cfg = load(sys.argv[1])
+store = Store(cfg.paths.db_path)
+try:
+    sys.exit(0 if not cfg.web.auth or accounts.password_hash(store) else 1)
+finally:
+    store.close()
+' "$CONF"
+}
+
+# On a terminal, offer to set the web password right away (homesec passwd asks twice, no echo);
+# otherwise the closing message says how.
+ask_web_password() {
+    [[ $DRY_RUN == 0 && -t 0 && -t 1 ]] || return 0
+    web_password_set && return 0
+    local answer=""
+    read -r -p "No web password yet. Set it now? [Y/n] " answer
+    if [[ -z $answer || $answer == [yY]* ]]; then
+        runuser -u "$SVC_USER" -- "$VENV/bin/homesec" passwd --config "$CONF" \
+            || warn "password not set; run: sudo homesec passwd"
+    fi
+}
+
 install_units() {
     local unit units_changed=0
     for unit in "${UNITS[@]}"; do
@@ -437,10 +466,14 @@ web_port() {
 }
 
 print_next_steps() {
-    local host port
+    local host port step=1 pw_step=""
     host=$(hostname -s 2>/dev/null || hostname)
     port=$DEFAULT_PORT
     [[ $DRY_RUN == 0 ]] && port=$(web_port)
+    if [[ $DRY_RUN == 1 ]] || ! web_password_set 2>/dev/null; then
+        pw_step="  $step. Set the web login password:         sudo homesec passwd"$'\n'
+        step=$((step + 1))
+    fi
     local done="is installed"
     [[ $DRY_RUN == 1 ]] && done="would be installed (dry run)"
     cat <<EOF
@@ -448,11 +481,10 @@ print_next_steps() {
 homesec $done. Open http://$host.local:$port on a phone or computer on the same network.
 
 Next steps:
-  1. Set the web login password:         sudo homesec passwd
-  2. Mail alerts: put the SMTP (app) password in $CRED (root only):
+${pw_step}  $step. Mail alerts: put the SMTP (app) password in $CRED (root only):
          sudo sh -c 'umask 077; cat > $CRED'   (type it, Enter, Ctrl-D)
      then fill in [mail] in $CONF, and:   sudo systemctl restart homesec-capture
-  3. Send a test email:                  sudo homesec mail-test
+  $((step + 1)). Send a test email:                  sudo homesec mail-test
   Logs: journalctl -u homesec-capture -u homesec-web -f
 EOF
 }
@@ -467,6 +499,7 @@ do_install() {
     install_config
     check_config
     migrate_db
+    ask_web_password
     install_units
     start_units
     if [[ $CHANGED == 0 ]]; then

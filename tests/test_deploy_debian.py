@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import sqlite3
@@ -160,6 +162,37 @@ def copy_repo(root: Path) -> None:
             shutil.copy2(src, target)
 
 
+def on_terminal(root: Path, argv: list[str], answers: list[tuple[str, str]],
+                timeout: float = 600) -> tuple[int, str]:
+    """Run `argv` in the chroot on a pseudo-terminal, typing each answer once its prompt shows
+    (typed-ahead input would be flushed by getpass). Returns (exit status, everything shown)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the session leader with the pty as its terminal
+        os.execve("/usr/sbin/chroot", ["chroot", str(root), *argv], chroot_env())
+    shown, pending, pos = b"", list(answers), 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if pending and (i := shown.find(pending[0][0].encode(), pos)) >= 0:
+                pos = i + len(pending[0][0])
+                os.write(fd, pending.pop(0)[1].encode())
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the terminal closed, the program has ended
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
 def snapshot(root: Path, *paths: str) -> dict[str, tuple[Any, ...]]:
     """Mode, owner, mtime and content hash of every file under `paths` (inside the chroot)."""
     out: dict[str, tuple[Any, ...]] = {}
@@ -250,6 +283,17 @@ def test_deploy_on_fresh_debian(debian_root: Path) -> None:
     res = in_root(root, "setpriv", "--reuid=homesec", "--regid=homesec", "--init-groups",
                   "/opt/homesec/venv/bin/homesec", "check-config", "/etc/homesec/config.toml")
     assert "OK" in res.stdout
+
+    # Run on a terminal, deploy.sh offers to set the web password, which homesec passwd asks twice.
+    assert "homesec passwd" in out  # not set yet: the closing message said how
+    status, shown = on_terminal(root, [f"{SRC}/deploy.sh"], [
+        ("Set it now? [Y/n]", "\n"), ("New web password:", "correct horse 42\n"),
+        ("Again:", "correct horse 42\n")])
+    assert status == 0, shown
+    assert "web password set" in shown and "nothing changed" in shown, shown
+    assert "homesec passwd" not in shown.split("Next steps:")[1], shown
+    with sqlite3.connect(f"file:{root}/var/lib/homesec/homesec.db?mode=ro", uri=True) as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
 
     run_daemon(root)
     run_web(root)
