@@ -26,6 +26,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -322,14 +323,21 @@ def test_deploy_on_fresh_debian(debian_root: Path) -> None:
     assert "python3-picamera2 is not available" in res.stderr, res.stderr
     assert "nothing changed" in res.stdout, res.stdout
 
+    # The units under a real systemd. Where containers cannot boot (no systemd-nspawn, or not
+    # allowed), say so loudly and go on with the rest.
     if shutil.which("systemd-nspawn") and shutil.which("nsenter"):
         umount_api(root)
         t0 = time.monotonic()
         try:
-            boot_with_systemd(root)
+            booted = boot_with_systemd(root)
         finally:
             mount_api(root)
         print(f"boot under systemd-nspawn and checks: {time.monotonic() - t0:.0f} s")
+    else:
+        booted = False
+    if not booted:
+        warnings.warn("the units were NOT run under systemd: systemd-nspawn missing (apt-get "
+                      "install systemd-container) or a container cannot boot here", stacklevel=1)
 
     # --uninstall: units and code go, config, data and user stay.
     in_root(root, f"{SRC}/deploy.sh", "--uninstall")
@@ -476,8 +484,9 @@ class Container:
         self.log.close()
 
 
-def boot_with_systemd(root: Path) -> None:
-    """Boot the installed system and check the services as systemd runs them."""
+def boot_with_systemd(root: Path) -> bool:
+    """Boot the installed system and check the services as systemd runs them; False when no
+    container could be booted here."""
     # What a user does next: pick the camera (here the demo scene) in the config. And a drop-in,
     # as `systemctl edit` would write, shortens the watchdog so the test need not wait 30 s.
     config = root / "etc/homesec/config.toml"
@@ -490,8 +499,9 @@ def boot_with_systemd(root: Path) -> None:
         deadline = time.monotonic() + 120
         while not container.booted():
             if time.monotonic() > deadline or container.proc.poll() is not None:
-                pytest.skip("systemd could not boot in a container on this machine:\n"
-                            + container.logpath.read_text()[-2000:])
+                print("systemd could not boot in a container on this machine:\n"
+                      + container.logpath.read_text()[-2000:])
+                return False
             time.sleep(0.5)
         unit = "homesec-capture.service"
         # Type=notify: "active" only after READY=1, i.e. after the first frame.
@@ -539,5 +549,6 @@ def boot_with_systemd(root: Path) -> None:
         # ... and it stays up while the capture daemon is stopped (Wants=, not Requires=).
         container.run("systemctl", "stop", unit)
         assert container.prop(web, "ActiveState") == "active"
+        return True
     finally:
         container.stop()
