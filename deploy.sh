@@ -66,8 +66,8 @@ run() {
 }
 
 cleanup() {
-    if [[ -n $STAGE && -d $STAGE ]]; then
-        rm -rf -- "$STAGE"
+    if [[ -n $STAGE ]]; then
+        rm -rf -- "$STAGE" "$STAGE.constraints"
     fi
 }
 trap cleanup EXIT
@@ -252,7 +252,7 @@ install_code() {
         rm -f -- "$cfile"
     fi
     # Keep a clean copy of the sources: the units, README and this script for --uninstall.
-    run rm -rf -- "$STAGE/build" "$SRC_COPY.new"
+    run rm -rf -- "$STAGE/build" "$STAGE"/*.egg-info "$SRC_COPY.new"
     run cp -a "$STAGE" "$SRC_COPY.new"
     run rm -rf -- "$SRC_COPY"
     run mv "$SRC_COPY.new" "$SRC_COPY"
