@@ -9,7 +9,6 @@ hiccups; the daemon must come back by itself, reporting "camera lost since T" me
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -27,12 +26,11 @@ from homesec.events import Event, EventTracker
 from homesec.live import LivePublisher
 from homesec.motion import MotionDetector
 from homesec.sdnotify import Notifier
-from homesec.snapshot import save_snapshot, write_atomic
+from homesec.snapshot import save_snapshot
+from homesec.status import write_status
 from homesec.store import Store
 
 log = logging.getLogger("homesec.daemon")
-
-STATUS_NAME = "status.json"
 
 
 @dataclass
@@ -258,8 +256,7 @@ class Daemon:
             return
         self._last_status = now
         try:
-            write_atomic(self.cfg.paths.runtime_dir / STATUS_NAME,
-                         json.dumps(self.status()).encode())
+            write_status(self.cfg.paths.runtime_dir, self.status())
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
 
@@ -322,27 +319,3 @@ class Daemon:
         self.supervisor.close()
         self.write_status(force=True)
         log.info("stopped after %d frames", self.frames)
-
-
-STALE_AFTER_S = 5.0
-
-
-def read_status(runtime_dir: Path, now: float | None = None) -> dict[str, Any] | None:
-    """The daemon's last status (for the web UI), or None when it has not written one.
-
-    The daemon rewrites the file every second while its loop runs; an older file means the loop
-    is stuck (a camera read that never returns) or the daemon is gone. Then the status says
-    `stale` and the camera counts as lost since the last frame, whatever the file claims.
-    """
-    try:
-        status = json.loads((runtime_dir / STATUS_NAME).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    now = time.time() if now is None else now
-    status["stale"] = now - float(status.get("updated_ts") or 0) > STALE_AFTER_S
-    if status["stale"]:
-        status["camera_ok"] = False
-        if status.get("camera_lost_since") is None:
-            status["camera_lost_since"] = status.get("last_frame_ts") or status.get("updated_ts")
-            status["camera_error"] = "no frames: the capture daemon is stuck or not running"
-    return status

@@ -17,7 +17,8 @@ import pytest
 from homesec.camera.base import CameraError, EndOfStream, Frame
 from homesec.camera.demo import DemoCamera, crossing_intervals
 from homesec.config import Config
-from homesec.daemon import Daemon, read_status
+from homesec.daemon import Daemon
+from homesec.status import read_status
 from homesec.store import Store
 from tests.conftest import homesec_cmd, wait_for, write_config
 

@@ -13,11 +13,8 @@ import time
 from typing import Any
 
 from homesec.config import Config
-from homesec.daemon import read_status
+from homesec.status import read_status
 from homesec.store import ArmStatus, EventRow, Store
-
-# The daemon rewrites status.json every second while frames flow (and on every reconnect attempt).
-STALE_AFTER_S = 10.0
 
 
 def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
@@ -40,12 +37,12 @@ def event_json(ev: EventRow) -> dict[str, Any]:
 
 def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     """Health from the daemon's status file."""
-    st = read_status(cfg.paths.runtime_dir)
+    st = read_status(cfg.paths.runtime_dir, now=now)
     if st is None:
         return {"name": cfg.camera.name, "daemon": "not running", "ok": False, "fps": 0.0,
                 "last_frame_ts": None, "lost_since": None, "error": "no status from the daemon",
                 "updated_ts": None}
-    stale = now - float(st.get("updated_ts") or 0) > STALE_AFTER_S
+    stale = st["stale"]
     lost = st.get("camera_lost_since")
     return {
         "name": st.get("camera", cfg.camera.name),
