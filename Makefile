@@ -16,11 +16,11 @@ demo: $(STAMP)
 	$(BIN)/homesec demo --dir demo-data
 
 test: $(STAMP)
-	$(BIN)/ruff check homesec tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check homesec tests benchmarks
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detector.py

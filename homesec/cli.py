@@ -82,11 +82,132 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_example_config(args: argparse.Namespace) -> int:
+    """Print the commented example config (every key with its default): deploy.sh writes it to
+    /etc/homesec/config.toml, users read it to see what can be set."""
+    from importlib.resources import files
+
+    sys.stdout.write(files("homesec").joinpath("example-config.toml").read_text(encoding="utf-8"))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole system on the generated demo scene."""
     from homesec.demo import run_demo
 
     return run_demo(Path(args.dir), port=args.port, seconds=args.seconds)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """The web UI under gunicorn (replaces this process, so systemd supervises gunicorn)."""
+    path = _config_path(args.config)
+    cfg = load(path)  # report a bad config here, as one line, not from inside gunicorn
+    env = dict(os.environ)
+    if path:
+        env["HOMESEC_CONFIG"] = str(Path(path).resolve())
+    else:
+        env.pop("HOMESEC_CONFIG", None)
+    if cfg.web.auth:
+        from homesec import accounts
+        from homesec.store import Store
+
+        store = Store(cfg.paths.db_path)
+        try:
+            if accounts.password_hash(store) is None:
+                logging.getLogger("homesec").warning(
+                    "no web password set: run `homesec passwd` (login is refused until then)")
+        finally:
+            store.close()
+    conf = Path(__file__).with_name("web") / "gunicorn_conf.py"
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(conf), "homesec.web:create_app()"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def _read_new_password() -> str:
+    """From the terminal (asked twice, not echoed) or one line of stdin; never from argv."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("New web password: ")
+        if getpass.getpass("Again: ") != first:
+            raise CLIError("the passwords differ; nothing changed")
+        return first
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Set the owner's web password (argon2id hash in the database)."""
+    from homesec import accounts
+    from homesec.store import Store
+
+    cfg = load_config(args.config)
+    password = _read_new_password()
+    try:
+        accounts.check_password_rules(password)
+    except accounts.AccountError as exc:
+        raise CLIError(f"{exc}; nothing changed") from None
+    store = Store(cfg.paths.db_path)
+    try:
+        accounts.set_password(store, password)
+    finally:
+        store.close()
+    print("web password set; browsers logged in with the old one must log in again")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Create, list or revoke API bearer tokens."""
+    from homesec import accounts
+    from homesec.store import Store
+
+    cfg = load_config(args.config)
+    store = Store(cfg.paths.db_path)
+    try:
+        if args.action == "create":
+            try:
+                info, secret = accounts.create_token(store, args.name)
+            except accounts.AccountError as exc:
+                raise CLIError(str(exc)) from None
+            print(secret)
+            print(f"token {info.id} '{info.name}' created; it is shown only now "
+                  "(send it as 'Authorization: Bearer <token>')", file=sys.stderr)
+        elif args.action == "list":
+            for t in accounts.list_tokens(store):
+                print(f"{t.id}\t{t.name}\tcreated {t.created_ts:.0f}\tlast used "
+                      f"{t.last_used_ts or '-'}")
+        elif not accounts.revoke_token(store, args.id):
+            raise CLIError(f"no token {args.id}")
+        else:
+            print(f"token {args.id} revoked")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_mail_test(args: argparse.Namespace) -> int:
+    """Send a test email now; on failure one line: what went wrong and what to do."""
+    from homesec.mailer import outbox_line, send_test
+    from homesec.smtp_send import MailError
+
+    cfg = load_config(args.config)
+    if not (cfg.mail.host or cfg.mail.catch_dir):
+        raise CLIError("mail.host is not set in the config: nothing to send to")
+    if not cfg.mail.recipients:
+        raise CLIError("mail.recipients is empty: nobody to send to")
+    try:
+        print(send_test(cfg), flush=True)
+    except MailError as exc:
+        raise CLIError(f"mail-test failed: {exc}") from None
+    if not cfg.mail.enabled:
+        print("note: mail.enabled is false, so alerts are not sent yet", flush=True)
+    line = outbox_line(cfg)
+    if line:
+        print(line, flush=True)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +232,33 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check-config", help="validate a config file")
     s.add_argument("file")
     s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("example-config", help="print a commented config with every key and default")
+    s.set_defaults(func=cmd_example_config)
+
+    s = sub.add_parser("web", help="serve the web UI and API with gunicorn")
+    s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_web)
+
+    s = sub.add_parser("passwd", help="set the web password (asked, or one line on stdin)")
+    s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_passwd)
+
+    s = sub.add_parser("token", help="API bearer tokens for scripts and phone shortcuts")
+    tsub = s.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("create", help="create a token and print it (once)")
+    t.add_argument("name", help="what the token is for, e.g. 'phone shortcut'")
+    t2 = tsub.add_parser("list", help="list tokens (never their secrets)")
+    t3 = tsub.add_parser("revoke", help="revoke a token by id")
+    t3.add_argument("id", type=int)
+    for tp in (t, t2, t3):
+        tp.add_argument("--config",
+                        help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_token)
+
+    s = sub.add_parser("mail-test", help="send a test email now and explain any failure")
+    s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_mail_test)
 
     s = sub.add_parser("demo", help="run everything on the generated demo scene")
     s.add_argument("--dir", default="demo-data", help="where the demo keeps its state")

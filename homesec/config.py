@@ -8,6 +8,7 @@ that names the file, the key and the value.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -81,9 +82,6 @@ class CameraConfig(Section):
     seed: int = Field(default=1, ge=0, description="demo scene: random seed (deterministic)")
     reconnect_max_s: float = Field(
         default=30.0, ge=0.1, le=3600.0, description="longest wait between reopen attempts"
-    )
-    read_timeout_s: float = Field(
-        default=5.0, ge=0.5, le=120.0, description="no frame for this long = camera lost"
     )
 
     @model_validator(mode="after")
@@ -192,6 +190,48 @@ class MailConfig(Section):
     max_message_bytes: int = Field(
         default=1_000_000, ge=100_000, le=25_000_000, description="size cap of one email"
     )
+    retry_initial_s: float = Field(
+        default=10.0, ge=0.1, le=3600.0, description="first wait after a failed send; doubles each time"
+    )
+    retry_max_s: float = Field(
+        default=300.0, ge=1.0, le=86400.0, description="longest wait between send attempts"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        """A password in a config file ends up in backups, bug reports and screenshots: refuse it
+        and say where it goes instead. The value itself is never echoed."""
+        if isinstance(data, dict) and any("password" in str(k).lower() for k in data):
+            raise ValueError(
+                "the SMTP password must not be in the config file: set the environment variable "
+                "HOMESEC_SMTP_PASSWORD, or under systemd put it in a credential named smtp_password "
+                "(LoadCredential=smtp_password:/etc/homesec/smtp_password, read from "
+                "$CREDENTIALS_DIRECTORY/smtp_password)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _usable_when_enabled(self) -> MailConfig:
+        if self.enabled and not self.recipients:
+            raise ValueError("mail.enabled needs at least one address in mail.recipients")
+        if self.enabled and not (self.host or self.catch_dir):
+            raise ValueError("mail.enabled needs mail.host (or mail.catch_dir for testing)")
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("mail.retry_max_s must be at least mail.retry_initial_s")
+        return self
+
+    @model_validator(mode="after")
+    def _no_cleartext_login(self) -> MailConfig:
+        """AUTH without TLS sends the password readable to anyone on the path: only to a relay
+        on this machine."""
+        local = self.host in ("localhost", "::1") or self.host.startswith("127.")
+        if self.security == "none" and self.username and self.host and not local:
+            raise ValueError(
+                f"mail.security = 'none' with mail.username would send the password unencrypted "
+                f"to {self.host}: use security = 'starttls' (port 587) or 'tls' (port 465)"
+            )
+        return self
 
     @field_validator("recipients")
     @classmethod
@@ -216,6 +256,24 @@ class WebConfig(Section):
     )
     session_days: int = Field(default=30, ge=1, le=365, description="how long a login lasts")
     workers: int = Field(default=2, ge=1, le=8, description="gunicorn worker processes")
+    threads: int = Field(
+        default=16, ge=4, le=64,
+        description="threads per gunicorn worker; each live-view viewer holds one while watching",
+    )
+    live_max_s: float = Field(
+        default=900.0, ge=10.0, le=86400.0,
+        description="a live MJPEG stream ends after this long (the page reconnects if still open)",
+    )
+
+    @field_validator("trust_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"not a network in CIDR notation: {net!r}") from None
+        return value
 
 
 class Config(Section):

@@ -9,7 +9,6 @@ hiccups; the daemon must come back by itself, reporting "camera lost since T" me
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -27,12 +26,11 @@ from homesec.events import Event, EventTracker
 from homesec.live import LivePublisher
 from homesec.motion import MotionDetector
 from homesec.sdnotify import Notifier
-from homesec.snapshot import save_snapshot, write_atomic
+from homesec.snapshot import save_snapshot
+from homesec.status import write_status
 from homesec.store import Store
 
 log = logging.getLogger("homesec.daemon")
-
-STATUS_NAME = "status.json"
 
 
 @dataclass
@@ -258,8 +256,7 @@ class Daemon:
             return
         self._last_status = now
         try:
-            write_atomic(self.cfg.paths.runtime_dir / STATUS_NAME,
-                         json.dumps(self.status()).encode())
+            write_status(self.cfg.paths.runtime_dir, self.status())
         except OSError as exc:
             log.warning("cannot write status: %s", exc)
 
@@ -322,11 +319,3 @@ class Daemon:
         self.supervisor.close()
         self.write_status(force=True)
         log.info("stopped after %d frames", self.frames)
-
-
-def read_status(runtime_dir: Path) -> dict[str, Any] | None:
-    """The daemon's last status (for the web UI), or None when it has not written one."""
-    try:
-        return json.loads((runtime_dir / STATUS_NAME).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None

@@ -32,6 +32,13 @@ def union_box(boxes: list[Box], current: Box | None = None) -> Box | None:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def scale_boxes(boxes: list[Box], sx: float, sy: float) -> list[Box]:
+    """Boxes from detection-frame to snapshot coordinates (the Pi's lores vs main stream)."""
+    if sx == 1.0 and sy == 1.0:
+        return list(boxes)
+    return [(int(x * sx), int(y * sy), round(w * sx), round(h * sy)) for x, y, w, h in boxes]
+
+
 @dataclass
 class Event:
     """One motion event as it grows. `id` is set once the store has written it."""
@@ -81,10 +88,11 @@ class EventTracker:
     def _note_motion(self, ev: Event, frame: Frame, result: MotionResult) -> None:
         ev.end_frame, ev.end_mono, ev.end_wall = frame.index, frame.mono_s, frame.wall_s
         ev.motion_frames += 1
-        ev.union = union_box(result.boxes, ev.union)
+        boxes = scale_boxes(result.boxes, *frame.box_scale())
+        ev.union = union_box(boxes, ev.union)
         if result.area_pct > ev.peak_area_pct or ev.best_frame < 0:
             ev.peak_area_pct = result.area_pct
-            ev.boxes = list(result.boxes)
+            ev.boxes = boxes
             ev.best_frame, ev.best_wall = frame.index, frame.wall_s
             if self.keep_images:
                 ev.best_image = frame.color()
@@ -102,8 +110,9 @@ class EventTracker:
         if ev is not None:
             if result.motion:
                 self._note_motion(ev, frame, result)
-            quiet_for = frame.mono_s - ev.end_mono
-            if quiet_for >= self.cfg.post_motion_s or frame.mono_s - ev.start_mono >= self.cfg.max_event_s:
+            quiet_for = frame.mono_s - ev.end_mono + 1e-6  # float slack: 1.9 - 0.9 < 1.0
+            too_long = frame.mono_s - ev.start_mono >= self.cfg.max_event_s
+            if quiet_for >= self.cfg.post_motion_s or too_long:
                 out.ended = self._close()
             return out
 

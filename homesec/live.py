@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from homesec.atomic import write_atomic
 
-from homesec.snapshot import encode_jpeg, thumbnail, write_atomic
+if TYPE_CHECKING:
+    import numpy as np
 
 LIVE_NAME = "live.jpg"
 WANTED_NAME = "live.wanted"
@@ -73,5 +75,7 @@ class LivePublisher:
 
     def publish(self, image: np.ndarray, now: float | None = None) -> None:
         """Encode and atomically replace the live JPEG."""
+        from homesec.snapshot import encode_jpeg, thumbnail  # OpenCV: daemon side only
+
         self._last_pub = time.time() if now is None else now
         write_atomic(self.dir / LIVE_NAME, encode_jpeg(thumbnail(image, self.width), 75))

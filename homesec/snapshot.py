@@ -7,12 +7,13 @@ half a JPEG, even if the daemon dies mid-write.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from homesec.atomic import write_atomic
 
 Box = tuple[int, int, int, int]
 
@@ -47,14 +48,6 @@ def thumbnail(image: np.ndarray, width: int) -> np.ndarray:
     if w <= width:
         return image
     return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` via a temporary file and rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def save_snapshot(media_dir: Path, event_key: str, image: np.ndarray, boxes: list[Box],

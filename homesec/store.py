@@ -82,6 +82,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX login_failures_client ON login_failures(client, ts);
     """,
+    # 2 (mailer): which email an outbox row went out in. Rows of one digest share `batch` (the id
+    # of its first row) and `message_id`, fixed before the first attempt so a retry resends the
+    # same message with the same Message-ID.
+    """
+    ALTER TABLE outbox ADD COLUMN batch INTEGER;
+    CREATE INDEX outbox_batch ON outbox(batch);
+    """,
 ]
 
 

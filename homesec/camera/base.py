@@ -32,7 +32,15 @@ class Frame:
     wall_s: float
     luma: np.ndarray
     _color_fn: Callable[[], np.ndarray] = field(repr=False)
+    size: tuple[int, int] | None = None  # (width, height) of color(); None = the luma's size
     _color: np.ndarray | None = field(default=None, repr=False)
+
+    def box_scale(self) -> tuple[float, float]:
+        """Factors from luma coordinates to colour-image coordinates."""
+        if self.size is None:
+            return 1.0, 1.0
+        h, w = self.luma.shape[:2]
+        return self.size[0] / w, self.size[1] / h
 
     def color(self) -> np.ndarray:
         """The full-resolution BGR image (computed once, then cached)."""

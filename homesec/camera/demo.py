@@ -153,7 +153,7 @@ class DemoCamera:
         luma = self.scene.luma(t)
         return Frame(
             index=i, mono_s=self._t0_mono + t, wall_s=self._t0_wall + t, luma=luma,
-            _color_fn=lambda: self.scene.color(t),
+            _color_fn=lambda: self.scene.color(t), size=(self.scene.width, self.scene.height),
         )
 
     def close(self) -> None:

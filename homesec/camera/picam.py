@@ -85,7 +85,7 @@ class PicameraCamera:
             return request.make_array("main")
 
         return Frame(index=i, mono_s=time.monotonic(), wall_s=time.time(), luma=luma,
-                     _color_fn=color)
+                     _color_fn=color, size=self.main_size)
 
     def close(self) -> None:
         """Release the request, stop and close the camera."""

@@ -1,0 +1,15 @@
+"""Atomic file replacement, shared by every writer whose readers live in another process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to `path` via a temporary file in the same directory and rename: a reader
+    sees the old file or the new one, never half of one, even if the writer dies mid-write."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)

@@ -1,0 +1,203 @@
+"""The JSON API under /api/v1 (documented in openapi.json, served at /api/v1/openapi.json).
+
+Every input is checked before anything changes: a malformed body, a wrong type, an unknown key or
+id, a body that is too big gets a 4xx JSON error and the state stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+
+from homesec.store import ArmStatus, EventRow, Store
+from homesec.web import stream
+from homesec.web.auth import identity
+from homesec.web.db import cfg, get_store
+from homesec.web.errors import json_error
+from homesec.web.media import remove_event_files, resolve
+from homesec.web.status import arm_json, event_json, status
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_DELAY_S = 3600
+MAX_LIMIT = 200
+
+
+def bad_request(message: str) -> NoReturn:
+    """Refuse the request's input: a 400 JSON error (see errors.py), nothing changed."""
+    abort(400, message)
+
+
+def _json_body(allowed: set[str]) -> dict[str, Any]:
+    """The request's JSON object (empty body = {}), with only `allowed` keys."""
+    raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH turns a huge body into 413 here
+    if not raw.strip():
+        return {}
+    if request.mimetype != "application/json":
+        bad_request("the body must be JSON (Content-Type: application/json)")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        bad_request("the body is not valid JSON")
+    if not isinstance(body, dict):
+        bad_request("the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        bad_request(f"unknown key(s): {', '.join(unknown)}")
+    return body
+
+
+def _delay(body: dict[str, Any]) -> float:
+    """delay_s from the body (a number of seconds, 0..3600), default alarm.exit_delay_s."""
+    if "delay_s" not in body or body["delay_s"] is None:
+        return float(cfg().alarm.exit_delay_s)
+    value = body["delay_s"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        bad_request("delay_s must be a number of seconds")
+    if not 0 <= value <= MAX_DELAY_S:
+        bad_request(f"delay_s must be between 0 and {MAX_DELAY_S}")
+    return float(value)
+
+
+def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """An integer query parameter within [lo, hi], or `default` when absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        bad_request(f"{name} must be an integer")
+    if not lo <= value <= hi:
+        bad_request(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def arm(store: Store, delay_s: float, by: str) -> ArmStatus:
+    """Arm with an exit delay. Already armed: nothing changes (re-arming must not open a new
+    exit delay in which alerts are off). Arming: a shorter delay moves the deadline earlier."""
+    now = time.time()
+    current = store.arm_status(now)
+    if current.state == "armed":
+        return current
+    if current.state == "arming" and current.deadline_ts is not None \
+            and current.deadline_ts <= now + delay_s:
+        return current
+    return store.set_arm(True, by=by, delay_s=delay_s, now=now)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The API description."""
+    return send_file(Path(__file__).with_name("openapi.json"), mimetype="application/json")
+
+
+@bp.get("/status")
+def get_status() -> Response:
+    """Arm state, camera health, last event, disk."""
+    return jsonify(status(cfg(), get_store()))
+
+
+@bp.post("/arm")
+def post_arm() -> Response:
+    """Arm after delay_s seconds (default: alarm.exit_delay_s)."""
+    delay = _delay(_json_body({"delay_s"}))
+    st = arm(get_store(), delay, identity().label)
+    return jsonify(arm_json(st, time.time()))
+
+
+@bp.post("/disarm")
+def post_disarm() -> Response:
+    """Disarm now; also cancels a pending arm."""
+    _json_body(set())
+    st = get_store().set_arm(False, by=identity().label)
+    return jsonify(arm_json(st, time.time()))
+
+
+@bp.get("/events")
+def list_events() -> Response:
+    """Newest first; `before` (an event id) pages backwards."""
+    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
+    before = _int_arg("before", None, 1, 2**62)
+    rows = get_store().events(limit=limit or 50, before_id=before)
+    return jsonify({"events": [event_json(e) for e in rows],
+                    "next_before": rows[-1].id if rows and len(rows) == limit else None})
+
+
+def _event(event_id: int) -> EventRow:
+    """The event, or a 404 JSON error."""
+    ev = get_store().event(event_id)
+    if ev is None:
+        abort(404, f"no event {event_id}")
+    return ev
+
+
+@bp.get("/events/<int:event_id>")
+def get_event(event_id: int) -> Response:
+    """One event."""
+    return jsonify(event_json(_event(event_id)))
+
+
+@bp.delete("/events/<int:event_id>")
+def delete_event(event_id: int) -> Response:
+    """Delete an event and its files (not while it is still being recorded)."""
+    _json_body(set())
+    ev = _event(event_id)
+    if ev.end_ts is None and not ev.interrupted:
+        return json_error(409, "the event is still being recorded; delete it when it has ended")
+    deleted = get_store().delete_event(event_id)
+    removed = remove_event_files(cfg().paths.media, deleted) if deleted else []
+    return jsonify({"deleted": event_id, "files_removed": removed})
+
+
+def _event_file(event_id: int, which: str) -> Response:
+    """Send the event's snapshot or thumbnail, resolved inside the media dir."""
+    path = resolve(cfg().paths.media, getattr(_event(event_id), which))
+    if path is None or not path.is_file():
+        return json_error(404, f"event {event_id} has no {which} file")
+    return send_file(path, mimetype="image/jpeg", max_age=0)
+
+
+@bp.get("/events/<int:event_id>/snapshot.jpg")
+def event_snapshot(event_id: int) -> Response:
+    """The event's best frame with boxes."""
+    return _event_file(event_id, "snapshot")
+
+
+@bp.get("/events/<int:event_id>/thumb.jpg")
+def event_thumb(event_id: int) -> Response:
+    """The small version for lists."""
+    return _event_file(event_id, "thumb")
+
+
+@bp.get("/live.jpg")
+def live_jpg() -> Response:
+    """The newest live frame (waits up to 3 s for the daemon to start publishing)."""
+    got = stream.fresh_frame(cfg().paths.runtime_dir)
+    if got is None:
+        return json_error(503, "no live frame: is the capture daemon running?")
+    data, mtime = got
+    resp = Response(data, mimetype="image/jpeg")
+    resp.headers["X-Frame-Age"] = f"{max(0.0, time.time() - mtime):.2f}"
+    return resp
+
+
+@bp.get("/live.mjpg")
+def live_mjpg() -> Response:
+    """The live view as an MJPEG stream (one thread per viewer, capped per worker)."""
+    slot = current_app.extensions["homesec_live_slots"]
+    if not slot.acquire(blocking=False):
+        resp = json_error(503, "too many live viewers on this worker; try again")
+        resp.headers["Retry-After"] = "5"
+        return resp
+    c = cfg()
+    resp = Response(stream.mjpeg(c.paths.runtime_dir, c.web.live_max_s),
+                    content_type=f"multipart/x-mixed-replace; boundary={stream.BOUNDARY}")
+    resp.call_on_close(slot.release)
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp

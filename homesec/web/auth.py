@@ -1,0 +1,172 @@
+"""Who is asking: login and logout pages, and the check in front of every request.
+
+Order of the check (before every request, except static files):
+1. An `Authorization: Bearer` header must hold a valid token (scripts, phone shortcuts); a bad one
+   is refused even if a cookie is present. Token requests need no CSRF token.
+2. `web.auth = false` lets everybody in (CSRF still applies to browsers).
+3. A session cookie from a login with the current password.
+4. A client address inside `web.trust_networks` (explicit opt-in only).
+5. Otherwise: 401 JSON for the API, a redirect to the login page for pages.
+Then every POST/DELETE not made with a token must carry the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from homesec import accounts
+from homesec.web.db import cfg, get_store
+from homesec.web.errors import json_error, wants_json
+from homesec.web.security import UNSAFE_METHODS, csrf_ok, csrf_token
+
+bp = Blueprint("auth", __name__)
+
+PUBLIC_ENDPOINTS = frozenset({"static", "auth.login"})
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The authenticated party of a request; `label` goes into the arm log."""
+
+    kind: str  # "token" | "session" | "trusted" | "open"
+    label: str
+    csrf_exempt: bool = False
+
+
+def client_addr() -> str:
+    """The peer address (no proxy headers trusted: gunicorn faces the LAN directly)."""
+    return request.remote_addr or "unknown"
+
+
+def _trusted(addr: str) -> bool:
+    """Whether the address lies in one of web.trust_networks."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # gunicorn bound to '::' sees IPv4 clients as ::ffff:a.b.c.d
+    return any(ip in net for net in current_app.extensions["homesec_trusted"])
+
+
+def _identify() -> Identity | Response | None:
+    """The request's identity, None when anonymous, or an error response for a bad token."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        info = accounts.check_token(get_store(), secret.strip()) if scheme.lower() == "bearer" \
+            else None
+        if info is None:
+            resp = json_error(401, "invalid or revoked token")
+            resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return resp
+        return Identity("token", f"token:{info.name}", csrf_exempt=True)
+    if not cfg().web.auth:
+        return Identity("open", f"web {client_addr()} (auth off)")
+    if session.get("user") == accounts.OWNER:
+        fp = accounts.password_fingerprint(get_store())
+        if fp is not None and session.get("pwfp") == fp:
+            return Identity("session", f"{accounts.OWNER} ({client_addr()})")
+        session.pop("user", None)  # the password changed since this login
+    if _trusted(client_addr()):
+        return Identity("trusted", f"trusted {client_addr()}")
+    return None
+
+
+@bp.before_app_request
+def authenticate() -> Any:
+    """Resolve the identity, refuse anonymous requests, enforce CSRF on unsafe methods."""
+    if request.endpoint == "static":
+        return None
+    ident = _identify()
+    if isinstance(ident, Response):
+        return ident
+    g.identity = ident
+    if ident is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        if wants_json() or request.method != "GET":
+            resp = json_error(401, "login or a bearer token required")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="homesec"'
+            return resp
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if request.method in UNSAFE_METHODS and not (ident and ident.csrf_exempt) and not csrf_ok():
+        if wants_json():
+            return json_error(400, "CSRF token missing or wrong (reload the page)")
+        abort(400, "The form expired or came from another site. Reload the page and try again.")
+    return None
+
+
+def identity() -> Identity:
+    """The current request's identity (only called from routes behind the check)."""
+    ident: Identity | None = g.get("identity")
+    if ident is None:
+        abort(401)
+    return ident
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths after login (no open redirect)."""
+    if not target:
+        return url_for("pages.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return url_for("pages.home")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The login form (owner password). Rate-limited per client address."""
+    store = get_store()
+    has_password = accounts.password_hash(store) is not None
+    next_url = _safe_next(request.values.get("next"))
+    if g.get("identity") is not None and request.method == "GET":
+        return redirect(next_url)
+    error = None
+    status = 200
+    if request.method == "POST":
+        client = client_addr()
+        wait = accounts.login_blocked_for(store, client)
+        if wait > 0:
+            error = f"Too many failed attempts. Try again in {int(wait // 60) + 1} minutes."
+            resp = Response(render_template("login.html", error=error, has_password=has_password,
+                                            next=next_url), status=429)
+            resp.headers["Retry-After"] = str(int(wait))
+            return resp
+        password = request.form.get("password", "")
+        if has_password and accounts.verify_password(store, password):
+            accounts.clear_login_failures(store, client)
+            session.clear()
+            session.permanent = True
+            session["user"] = accounts.OWNER
+            session["pwfp"] = accounts.password_fingerprint(store)
+            csrf_token()  # a fresh CSRF token for the new session
+            return redirect(next_url)
+        accounts.record_login_failure(store, client)
+        error = "Wrong password." if has_password else "No password is set yet."
+        status = 401
+    return Response(render_template("login.html", error=error, has_password=has_password,
+                                    next=next_url), status=status)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    """End the session (POST with the CSRF token, so another site cannot log you out)."""
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,105 @@
+"""Secret key, CSRF tokens and security headers.
+
+Why a secret key file: the session cookie is signed with it; it must survive restarts (or every
+phone is logged out) and be the same in every gunicorn worker, but it is not configuration and must
+never sit in the config file. It is generated once, written 0600 to the state dir.
+
+Why our own CSRF token: the rule is small. The session holds a random token; every form carries
+it in a hidden field and every browser fetch() in an X-CSRF-Token header; a state-changing request
+authenticated by the cookie (or by nothing: auth off, trusted network) without the matching token is
+refused. Bearer-token requests are exempt: a browser never adds that header by itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, Response, request, session
+
+SECRET_NAME = "web-secret.key"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# No inline scripts or styles anywhere: all JS and CSS are files under /static.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'self'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+def load_secret_key(state_dir: Path) -> bytes:
+    """The key from state_dir/web-secret.key, created (0600) on first use. Safe when several
+    workers start at once: the file appears complete under its final name or not at all."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / SECRET_NAME
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    tmp = state_dir / f".{SECRET_NAME}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secrets.token_hex(32).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # fails if another worker won the race: then use its key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    """The stored key; a truncated file is an error, not a silently weak key."""
+    key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise RuntimeError(f"{path}: secret key too short; delete the file to make a new one")
+    return key
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def csrf_ok() -> bool:
+    """True when the request carries the session's CSRF token (header or form field)."""
+    expected = session.get("csrf")
+    if not isinstance(expected, str):
+        return False
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.mimetype in ("application/x-www-form-urlencoded",
+                                              "multipart/form-data"):
+        given = request.form.get(CSRF_FIELD)
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _headers(resp: Response) -> Response:
+    """Security headers on every response; nothing but static files may be cached."""
+    h = resp.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h["X-Frame-Options"] = "DENY"
+    h["X-Content-Type-Options"] = "nosniff"
+    h["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "static":
+        h["Cache-Control"] = "no-store"
+        h.pop("Expires", None)
+        h.pop("ETag", None)
+        h.pop("Last-Modified", None)
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    """Register the header hook and make csrf_token() available in templates."""
+    app.after_request(_headers)
+    app.jinja_env.globals["csrf_token"] = csrf_token

@@ -1,0 +1,192 @@
+// homesec web UI: makes the server-rendered pages live. Everything still works without this
+// file (the forms post to the server); with it, the home page polls /api/v1/status, counts down
+// while arming, arms/disarms through the JSON API, refreshes the event list and shows the live
+// view only while the page is visible (the daemon encodes frames only while someone watches).
+"use strict";
+
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+  // Confirmation for destructive forms (data-confirm attribute; no inline handlers under CSP).
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (e) => {
+      if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+    });
+  }
+
+  const stateBox = document.getElementById("state");
+  if (!stateBox) return; // not the home page
+
+  const $ = (id) => document.getElementById(id);
+  // The countdown runs on this device's monotonic clock from the server's `remaining_s`, so a
+  // phone whose clock is off still counts down correctly.
+  const mono = () => performance.now() / 1000;
+  let current = { state: stateBox.dataset.state, changed_ts: null, changed_by: "" };
+  let localDeadline = stateBox.dataset.state === "arming"
+    ? mono() + (parseFloat(stateBox.dataset.remaining) || 0) : null;
+  let topEvent = null;
+
+  function fmtTime(ts) {
+    if (!ts) return "-";
+    const d = new Date(ts * 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function setArm(arm) {
+    current = arm;
+    localDeadline = arm.state === "arming" && arm.remaining_s != null ? mono() + arm.remaining_s : null;
+    drawArm();
+  }
+
+  function drawArm() {
+    let state = current.state;
+    let left = null;
+    if (state === "arming") {
+      left = localDeadline == null ? 0 : localDeadline - mono();
+      if (left <= 0) state = "armed";
+    }
+    stateBox.className = `state state-${state}`;
+    stateBox.dataset.state = state;
+    $("state-label").textContent = state.toUpperCase();
+    $("countdown").hidden = state !== "arming";
+    if (state === "arming") $("countdown-s").textContent = String(Math.ceil(left));
+    if (current.changed_ts) $("changed").textContent = `since ${fmtTime(current.changed_ts)} by ${current.changed_by}`;
+    $("arm-form").hidden = state !== "disarmed";
+    $("disarm-form").hidden = state === "disarmed";
+  }
+
+  function renderHealth(st) {
+    const cam = st.camera;
+    const el = $("cam-state");
+    el.className = cam.ok ? "ok" : "bad";
+    el.textContent = cam.ok ? "OK" : cam.lost_since ? `camera lost since ${fmtTime(cam.lost_since)}`
+      : (cam.error || "not running");
+    $("cam-fps").textContent = `${cam.fps} fps`;
+    $("cam-last").textContent = fmtTime(cam.last_frame_ts);
+    const d = st.disk;
+    $("disk").textContent = d.used_pct == null ? "unknown"
+      : `${d.used_pct} % used, ${(d.free_bytes / 1e9).toFixed(1)} GB free`;
+  }
+
+  function renderEvents(events) {
+    const ul = $("events");
+    ul.replaceChildren();
+    if (!events.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "No events yet.";
+      ul.append(li);
+      return;
+    }
+    for (const ev of events) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.className = "event-link";
+      a.href = `/events/${ev.id}`;
+      if (ev.thumb_url) {
+        const img = document.createElement("img");
+        img.src = `${ev.thumb_url}?v=${ev.end_ts || "open"}`;
+        img.alt = "";
+        a.append(img);
+      } else {
+        const s = document.createElement("span");
+        s.className = "nothumb";
+        a.append(s);
+      }
+      const t = document.createElement("span");
+      t.className = "ev-time";
+      t.textContent = fmtTime(ev.start_ts);
+      const m = document.createElement("span");
+      m.className = "ev-meta";
+      m.textContent = `${ev.peak_area_pct} %` + (ev.armed ? " · armed" : "") + (ev.in_progress ? " · now" : "");
+      a.append(t, m);
+      li.append(a);
+      ul.append(li);
+    }
+  }
+
+  async function api(method, path, body) {
+    const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(`/api/v1${path}`, opts);
+    if (r.status === 401) { window.location.href = "/login?next=/"; throw new Error("login"); }
+    const data = await r.json();
+    if (!r.ok) throw new Error(data.error || `HTTP ${r.status}`);
+    return data;
+  }
+
+  function showError(msg) {
+    const e = $("action-error");
+    e.textContent = msg || "";
+    e.hidden = !msg;
+  }
+
+  async function refreshEvents() {
+    try {
+      const data = await api("GET", "/events?limit=12");
+      renderEvents(data.events);
+    } catch (err) { /* the next poll tries again */ }
+  }
+
+  async function poll() {
+    try {
+      const st = await api("GET", "/status");
+      setArm(st.arm);
+      renderHealth(st);
+      const le = st.last_event;
+      const key = le ? `${le.id}:${le.end_ts}` : "none";
+      if (key !== topEvent) { topEvent = key; refreshEvents(); }
+    } catch (err) { /* offline for a moment: keep the last view */ }
+  }
+
+  $("arm-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const raw = $("delay").value.trim();
+    const body = raw === "" ? {} : { delay_s: Number(raw) };
+    const btn = $("arm-button");
+    btn.disabled = true;
+    try { setArm(await api("POST", "/arm", body)); showError(""); }
+    catch (err) { showError(`Could not arm: ${err.message}`); }
+    finally { btn.disabled = false; }
+  });
+
+  $("disarm-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const btn = $("disarm-button");
+    btn.disabled = true;
+    try { setArm(await api("POST", "/disarm")); showError(""); }
+    catch (err) { showError(`Could not disarm: ${err.message}`); }
+    finally { btn.disabled = false; }
+  });
+
+  // Live view: an MJPEG <img> while the page is visible, nothing while hidden.
+  const live = $("live");
+  const liveMsg = $("live-msg");
+  let retry = null;
+  function startLive() {
+    clearTimeout(retry);
+    live.src = `${live.dataset.src}?t=${Date.now()}`;
+    liveMsg.textContent = "Live view";
+  }
+  function stopLive() {
+    clearTimeout(retry);
+    live.removeAttribute("src");
+    liveMsg.textContent = "Live view paused.";
+  }
+  live.addEventListener("error", () => {
+    if (document.hidden || !live.getAttribute("src")) return;
+    liveMsg.textContent = "No live view (is the capture daemon running?). Retrying...";
+    retry = setTimeout(startLive, 5000);
+  });
+  document.addEventListener("visibilitychange", () => (document.hidden ? stopLive() : startLive()));
+
+  window.addEventListener("load", () => { if (!document.hidden) startLive(); });
+  setInterval(drawArm, 250);
+  setInterval(poll, 2000);
+  poll();
+})();

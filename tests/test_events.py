@@ -1,0 +1,68 @@
+"""EventTracker: confirmation, quiet period, best frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from homesec.camera.base import Frame
+from homesec.config import EventsConfig
+from homesec.events import EventTracker
+from homesec.motion import MotionResult
+
+FPS = 10.0
+
+
+def frame(i: int) -> Frame:
+    img = np.full((4, 4, 3), i % 256, np.uint8)
+    return Frame(index=i, mono_s=i / FPS, wall_s=1000 + i / FPS, luma=img[..., 0],
+                 _color_fn=lambda: img)
+
+
+def feed(tracker: EventTracker, pattern: list[float]) -> list[tuple[str, int, object]]:
+    """pattern[i] = motion area at frame i (0 = none); returns (kind, frame index, event)."""
+    out = []
+    for i, area in enumerate(pattern):
+        res = MotionResult(motion=area > 0, area_pct=area,
+                           boxes=[(i, i, 2, 2)] if area > 0 else [])
+        upd = tracker.update(frame(i), res)
+        if upd.started:
+            out.append(("start", i, upd.started))
+        if upd.ended:
+            out.append(("end", i, upd.ended))
+    return out
+
+
+def test_single_frame_blips_never_start_an_event() -> None:
+    t = EventTracker(EventsConfig(confirm_s=0.3, post_motion_s=1.0))
+    pattern = ([0] * 5 + [1.0] + [0] * 5) * 5
+    assert feed(t, pattern) == []
+
+
+def test_event_confirmed_after_confirm_s_and_ends_after_quiet_period() -> None:
+    t = EventTracker(EventsConfig(confirm_s=0.3, post_motion_s=1.0))
+    pattern = [0] * 5 + [1.0, 2.0, 5.0, 3.0, 1.0] + [0] * 20
+    out = feed(t, pattern)
+    kinds = [(k, i) for k, i, _ in out]
+    # Motion from frame 5; 0.3 s later (frame 8) the event is confirmed; last motion at 9,
+    # so it ends 1.0 s after that, at frame 19.
+    assert kinds == [("start", 8), ("end", 19)]
+    ev = out[1][2]
+    assert ev.start_frame == 5 and ev.end_frame == 9
+    assert ev.peak_area_pct == 5.0 and ev.best_frame == 7
+    assert ev.boxes == [(7, 7, 2, 2)]
+    assert ev.union == (5, 5, 6, 6)
+    assert int(ev.best_image[0, 0, 0]) == 7  # the image kept is the best frame's
+
+
+def test_gaps_shorter_than_post_motion_keep_one_event() -> None:
+    t = EventTracker(EventsConfig(confirm_s=0.2, post_motion_s=1.0))
+    pattern = [1.0] * 5 + [0] * 8 + [1.0] * 5 + [0] * 15
+    out = feed(t, pattern)
+    assert [k for k, _, _ in out] == ["start", "end"]
+
+
+def test_finish_closes_the_open_event() -> None:
+    t = EventTracker(EventsConfig(confirm_s=0.2, post_motion_s=5.0))
+    feed(t, [1.0] * 6)
+    ev = t.finish()
+    assert ev is not None and ev.closed and t.current is None

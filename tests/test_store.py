@@ -1,0 +1,78 @@
+"""The SQLite store: migrations, arm state with exit delay, events and their alerts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from homesec.store import MIGRATIONS, Store, schema_version
+
+
+def test_new_database_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s" / "homesec.db")
+    assert schema_version(store.conn) == len(MIGRATIONS)
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    # Opening again applies nothing and keeps data.
+    again = Store(tmp_path / "s" / "homesec.db")
+    assert schema_version(again.conn) == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "homesec.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 5}")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        Store(db)
+
+
+def test_arm_with_exit_delay_becomes_armed_at_deadline(tmp_path: Path) -> None:
+    store = Store(tmp_path / "homesec.db")
+    assert store.arm_status().state == "disarmed"
+    st = store.set_arm(True, by="alice", delay_s=60, now=1000.0)
+    assert st.state == "arming" and st.deadline_ts == 1060.0 and st.changed_by == "alice"
+    assert store.arm_status(now=1059.9).state == "arming"
+    assert store.arm_status(now=1060.0).armed
+    # The deadline lives in the file: another connection (another process) sees the same.
+    other = Store(tmp_path / "homesec.db")
+    assert other.arm_status(now=1061.0).armed
+    st = other.set_arm(False, by="bob", now=1030.0)
+    assert store.arm_status(now=2000.0).state == "disarmed"
+    log = store.conn.execute("SELECT state, by FROM arm_log ORDER BY id").fetchall()
+    assert [tuple(r) for r in log] == [("arming", "alice"), ("disarmed", "bob")]
+
+
+def test_alert_queued_only_when_armed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "homesec.db")
+    eid, queued = store.add_event("cam", 100.0, 2.0, [[1, 2, 3, 4]], [1, 2, 3, 4], None, None, 5)
+    assert not queued
+    store.set_arm(True, by="t", delay_s=0)
+    eid2, queued2 = store.add_event("cam", 200.0, 3.0, [], None, "a.jpg", "a.t.jpg", 5)
+    assert queued2
+    rows = store.conn.execute("SELECT event_id, status FROM outbox").fetchall()
+    assert [tuple(r) for r in rows] == [(eid2, "pending")]
+    assert store.event(eid) is not None and not store.event(eid).armed
+    assert store.event(eid2).armed
+
+
+def test_interrupted_events_are_closed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "homesec.db")
+    eid, _ = store.add_event("cam", 100.0, 2.0, [], None, None, None, 3)
+    assert store.event(eid).to_json()["in_progress"]
+    assert store.close_interrupted() == 1
+    ev = store.event(eid)
+    assert ev.interrupted and ev.end_ts == 100.0 and not ev.to_json()["in_progress"]
+
+
+def test_events_paging_and_delete(tmp_path: Path) -> None:
+    store = Store(tmp_path / "homesec.db")
+    ids = [store.add_event("cam", float(i), 1.0, [], None, None, None, 1)[0] for i in range(5)]
+    assert [e.id for e in store.events(limit=2)] == ids[::-1][:2]
+    assert [e.id for e in store.events(limit=10, before_id=ids[2])] == [ids[1], ids[0]]
+    assert store.delete_event(ids[0]).id == ids[0]
+    assert store.delete_event(ids[0]) is None
+    assert store.count_events() == 4

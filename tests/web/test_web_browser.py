@@ -1,0 +1,115 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright, phone-sized viewport,
+against the real daemon + gunicorn. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import PASSWORD, System
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+def test_phone_login_arm_countdown_event_disarm(system: System) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    assert system.request("POST", "/disarm")[0] == 200
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                    has_touch=True, device_scale_factor=2)
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on("console", lambda m: problems.append(m.text)
+                    if "Content Security Policy" in m.text or (m.type == "error" and
+                    "live.mjpg" not in m.text) else None)
+
+            # log in
+            page.goto(system.url + "/", wait_until="domcontentloaded")
+            expect(page).to_have_url(f"{system.url}/login?next=/")
+            page.screenshot(path=str(ARTIFACTS / "phone-1-login.png"))
+            page.fill("#password", PASSWORD)
+            page.click("#login-button")
+            label = page.locator("#state-label")
+            expect(label).to_have_text("DISARMED")
+
+            # live view shows a frame
+            wait_image(page.locator("#live"), 20)
+            page.screenshot(path=str(ARTIFACTS / "phone-2-disarmed.png"))
+
+            # arm with a 3 s exit delay: countdown, then ARMED
+            page.fill("#delay", "3")
+            page.click("#arm-button")
+            expect(label).to_have_text("ARMING", timeout=5_000)
+            countdown = page.locator("#countdown")
+            expect(countdown).to_be_visible()
+            expect(countdown).to_contain_text("armed in")
+            seconds = int(page.locator("#countdown-s").inner_text())
+            assert 1 <= seconds <= 3
+            page.screenshot(path=str(ARTIFACTS / "phone-3-arming.png"))
+            expect(label).to_have_text("ARMED", timeout=8_000)
+            expect(countdown).to_be_hidden()
+            assert system.request("GET", "/status")[1]["arm"]["armed"] is True
+            expect(page.locator("#disarm-button")).to_be_visible()
+
+            # an event in the list (the demo person walks through every 20 s)
+            first = page.locator("a.event-link").first
+            expect(first).to_be_visible(timeout=45_000)
+            wait_image(page.locator("#events img").first, 10)
+            page.screenshot(path=str(ARTIFACTS / "phone-4-armed.png"), full_page=True)
+            first.click()
+            expect(page).to_have_url(f"{system.url}/events/" + first_id(page.url))
+            wait_image(page.locator("#snapshot"), 10)
+            page.screenshot(path=str(ARTIFACTS / "phone-5-event.png"), full_page=True)
+
+            # back home, disarm
+            page.click("text=Home")
+            expect(label).to_have_text("ARMED")
+            page.click("#disarm-button")
+            expect(label).to_have_text("DISARMED", timeout=5_000)
+            expect(page.locator("#arm-button")).to_be_visible()
+            assert system.request("GET", "/status")[1]["arm"]["state"] == "disarmed"
+            page.screenshot(path=str(ARTIFACTS / "phone-6-disarmed.png"))
+
+            # nothing wider than the screen on small and large phones; a desktop works too
+            for width in (360, 430, 1280):
+                page.set_viewport_size({"width": width, "height": 844})
+                page.reload(wait_until="domcontentloaded")
+                expect(label).to_have_text("DISARMED")
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(ARTIFACTS / "desktop.png"))
+        finally:
+            browser.close()
+    assert not problems, problems
+
+
+def wait_image(locator: Any, timeout_s: float) -> None:
+    """Poll until the image has decoded pixels. (Not page.wait_for_function: the app's CSP
+    forbids eval, which Playwright's string predicates need; that is the CSP working.)"""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if locator.evaluate("img => img.complete && img.naturalWidth") > 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"image {locator} did not load in {timeout_s} s")
+
+
+def first_id(url: str) -> str:
+    """The event id at the end of an event page URL."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
