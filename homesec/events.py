@@ -126,7 +126,7 @@ class EventTracker:
             self._note_motion(pend, frame, result)
             self._pending = pend
             # Confirmed: motion lasted confirm_s (allowing half a frame of timing jitter).
-            needed = max(0.0, self.cfg.confirm_s - 0.5 * self._frame_dt)
+            needed = max(0.0, self.cfg.confirm_s - 0.5 * self._frame_dt) - 1e-6  # float slack
             if (pend.motion_frames >= 2 and frame.mono_s - pend.start_mono >= needed) or (
                 self.cfg.confirm_s == 0
             ):

@@ -66,3 +66,17 @@ def test_finish_closes_the_open_event() -> None:
     feed(t, [1.0] * 6)
     ev = t.finish()
     assert ev is not None and ev.closed and t.current is None
+
+
+def test_confirmation_at_low_frame_rate_is_not_lost_to_float_rounding() -> None:
+    # At 5 fps, frames at 3.6 s and 3.8 s are 0.2 s apart, but 3.8 - 3.6 < 0.2 in floating point.
+    t = EventTracker(EventsConfig(confirm_s=0.3, post_motion_s=1.0))
+    started = []
+    for i in range(17, 22):
+        t_s = round(i * 0.2, 1)
+        f = Frame(index=i, mono_s=t_s, wall_s=t_s, luma=np.zeros((2, 2), np.uint8),
+                  _color_fn=lambda: np.zeros((2, 2, 3), np.uint8))
+        upd = t.update(f, MotionResult(motion=i >= 18, area_pct=1.0, boxes=[(0, 0, 1, 1)]))
+        if upd.started:
+            started.append(i)
+    assert started == [19]  # 3.6 s and 3.8 s with motion: 0.2 s >= 0.3 s - half a frame
