@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from homesec.camera.base import Frame
 from homesec.camera.demo import CROSSING_START_S, DemoCamera
 
 USER = "alarm@example.com"
@@ -239,20 +238,6 @@ class FastCrossingCamera(DemoCamera):
     def crossing_starts(self, n: int) -> list[float]:
         """Camera times (s after open) at which the first n crossings begin."""
         return [self.lead_s + k * self.period_s for k in range(n)]
-
-    def read(self) -> Frame:
-        """Like DemoCamera.read (same pacing), with the folded scene clock."""
-        i = self._index
-        self._index += 1
-        t = i / self.fps
-        if self.realtime:
-            delay = self._t0_mono + t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        st = self.scene_time(t)
-        luma = self.scene.luma(st)
-        return Frame(index=i, mono_s=self._t0_mono + t, wall_s=self._t0_wall + t, luma=luma,
-                     _color_fn=lambda: self.scene.color(st))
 
 
 # ---- config ------------------------------------------------------------------------------------
