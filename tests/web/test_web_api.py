@@ -216,10 +216,22 @@ def test_event_get_and_pictures(browser: Browser, add_event: AddEvent) -> None:
 
 @pytest.mark.parametrize("path", ["/events/999", "/events/999/snapshot.jpg",
                                   "/events/999/thumb.jpg", "/events/abc", "/events/-1",
-                                  "/events/1.5"])
+                                  "/events/1.5", f"/events/{10**30}",
+                                  f"/events/{10**30}/snapshot.jpg"])
 def test_unknown_event(browser: Browser, path: str) -> None:
     resp = browser.api("GET", path)
     assert resp.status_code == 404 and resp.is_json
+
+
+def test_ids_beyond_sqlite_range_are_unknown_not_500(browser: Browser) -> None:
+    """An id too big for SQLite's 64-bit integers is simply no such event or token."""
+    huge = 2**63
+    assert browser.api("DELETE", f"/events/{huge}").status_code == 404
+    assert browser.c.get(f"/events/{huge}").status_code == 404
+    assert browser.c.post(f"/events/{huge}/delete", data={"csrf_token": browser.csrf}
+                          ).status_code == 404
+    assert browser.c.post(f"/tokens/{huge}/revoke", data={"csrf_token": browser.csrf}
+                          ).status_code == 404
 
 
 def test_delete_event_removes_files(browser: Browser, add_event: AddEvent, store: Store,
