@@ -38,6 +38,8 @@ from homesec.web.security import UNSAFE_METHODS, csrf_ok, csrf_token
 bp = Blueprint("auth", __name__)
 
 PUBLIC_ENDPOINTS = frozenset({"static", "auth.login"})
+# How long a login waits for the password check of another request in the same process.
+LOGIN_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -141,24 +143,37 @@ def login() -> Any:
     error = None
     status = 200
     if request.method == "POST":
-        client = client_addr()
-        wait = accounts.login_blocked_for(store, client)
-        if wait > 0:
-            error = f"Too many failed attempts. Try again in {int(wait // 60) + 1} minutes."
-            resp = Response(render_template("login.html", error=error, has_password=has_password,
-                                            next=next_url), status=429)
-            resp.headers["Retry-After"] = str(int(wait))
+        # Password checks run one at a time per worker process: parallel guesses would otherwise
+        # all pass the rate-limit check before any failure is recorded, and each argon2id hash
+        # holds tens of MiB, so a burst of logins could push the service past its MemoryMax.
+        lock = current_app.extensions["homesec_login_lock"]
+        if not lock.acquire(timeout=LOGIN_WAIT_S):
+            resp = Response(render_template("login.html", error="Busy. Try again in a moment.",
+                                            has_password=has_password, next=next_url), status=503)
+            resp.headers["Retry-After"] = "5"
             return resp
-        password = request.form.get("password", "")
-        if has_password and accounts.verify_password(store, password):
-            accounts.clear_login_failures(store, client)
-            session.clear()
-            session.permanent = True
-            session["user"] = accounts.OWNER
-            session["pwfp"] = accounts.password_fingerprint(store)
-            csrf_token()  # a fresh CSRF token for the new session
-            return redirect(next_url)
-        accounts.record_login_failure(store, client)
+        try:
+            client = client_addr()
+            wait = accounts.login_blocked_for(store, client)
+            if wait > 0:
+                error = f"Too many failed attempts. Try again in {int(wait // 60) + 1} minutes."
+                resp = Response(render_template("login.html", error=error,
+                                                has_password=has_password, next=next_url),
+                                status=429)
+                resp.headers["Retry-After"] = str(int(wait))
+                return resp
+            password = request.form.get("password", "")
+            if has_password and accounts.verify_password(store, password):
+                accounts.clear_login_failures(store, client)
+                session.clear()
+                session.permanent = True
+                session["user"] = accounts.OWNER
+                session["pwfp"] = accounts.password_fingerprint(store)
+                csrf_token()  # a fresh CSRF token for the new session
+                return redirect(next_url)
+            accounts.record_login_failure(store, client)
+        finally:
+            lock.release()
         error = "Wrong password." if has_password else "No password is set yet."
         status = 401
     return Response(render_template("login.html", error=error, has_password=has_password,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,30 @@ def test_rate_limit_is_per_client(app, store: Store) -> None:  # type: ignore[no
                     environ_base={"REMOTE_ADDR": "10.0.0.66"}).status_code == 429
     good = app.test_client()
     assert Browser(good).login().status_code == 302
+
+
+def test_parallel_guesses_do_not_beat_the_rate_limit(app, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """Twelve wrong passwords sent at once from one address: only LOGIN_MAX_FAILURES of them are
+    checked, the rest are refused (429). Checking them all at once would also mean an argon2id
+    hash (tens of MiB each) per request in parallel, more than the web service may use."""
+    env = {"REMOTE_ADDR": "10.0.0.77"}
+    clients = []
+    for _ in range(12):
+        c = app.test_client()
+        clients.append((c, csrf_from(c.get("/login", environ_base=env).data)))
+    barrier = threading.Barrier(len(clients))
+
+    def guess(c: FlaskClient, token: str) -> int:
+        barrier.wait()
+        return c.post("/login", data={"password": "wrong guess!", "csrf_token": token},
+                      environ_base=env).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        codes = list(pool.map(lambda ct: guess(*ct), clients))
+    assert sorted(codes) == [401] * accounts.LOGIN_MAX_FAILURES + \
+        [429] * (len(clients) - accounts.LOGIN_MAX_FAILURES), codes
+    assert store.conn.execute("SELECT COUNT(*) FROM login_failures").fetchone()[0] == \
+        accounts.LOGIN_MAX_FAILURES
 
 
 def test_success_clears_failures(client: FlaskClient, store: Store) -> None:
