@@ -56,6 +56,21 @@ def client_addr() -> str:
     return request.remote_addr or "unknown"
 
 
+def rate_limit_key(addr: str) -> str:
+    """Whom the login rate limit counts: an IPv4 address, or a whole IPv6 /64. One device can use
+    any address of its /64 (SLAAC privacy addresses), so counting single IPv6 addresses would
+    give a guest's phone an unlimited number of guesses."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _trusted(addr: str) -> bool:
     """Whether the address lies in one of web.trust_networks."""
     try:
@@ -153,7 +168,7 @@ def login() -> Any:
             resp.headers["Retry-After"] = "5"
             return resp
         try:
-            client = client_addr()
+            client = rate_limit_key(client_addr())
             wait = accounts.login_blocked_for(store, client)
             if wait > 0:
                 error = f"Too many failed attempts. Try again in {int(wait // 60) + 1} minutes."

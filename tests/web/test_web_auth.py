@@ -142,6 +142,24 @@ def test_rate_limit_is_per_client(app, store: Store) -> None:  # type: ignore[no
     assert Browser(good).login().status_code == 302
 
 
+def test_rate_limit_counts_an_ipv6_prefix_not_single_addresses(app) -> None:  # type: ignore[no-untyped-def]
+    """A phone picks any address in its /64 at will: new addresses must not mean new guesses."""
+    def login(addr: str, password: str) -> int:
+        c = app.test_client()
+        env = {"REMOTE_ADDR": addr}
+        token = csrf_from(c.get("/login", environ_base=env).data)
+        return c.post("/login", data={"password": password, "csrf_token": token},
+                      environ_base=env).status_code
+
+    for i in range(accounts.LOGIN_MAX_FAILURES):
+        assert login(f"2001:db8:1:2::{i + 1:x}", "wrong guess!") == 401
+    assert login("2001:db8:1:2:aaaa:bbbb:cccc:dddd", PASSWORD) == 429
+    assert login("2001:db8:1:3::1", PASSWORD) == 302  # another network is not blocked
+    for _ in range(accounts.LOGIN_MAX_FAILURES):
+        login("10.9.8.7", "wrong guess!")
+    assert login("::ffff:10.9.8.7", PASSWORD) == 429  # the same IPv4 client via a '::' socket
+
+
 def test_parallel_guesses_do_not_beat_the_rate_limit(app, store: Store) -> None:  # type: ignore[no-untyped-def]
     """Twelve wrong passwords sent at once from one address: only LOGIN_MAX_FAILURES of them are
     checked, the rest are refused (429). Checking them all at once would also mean an argon2id
