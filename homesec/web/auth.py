@@ -5,7 +5,8 @@ Order of the check (before every request, except static files):
    is refused even if a cookie is present. Token requests need no CSRF token.
 2. `web.auth = false` lets everybody in (CSRF still applies to browsers).
 3. A session cookie from a login with the current password.
-4. A client address inside `web.trust_networks` (explicit opt-in only).
+4. A client address inside `web.trust_networks` (explicit opt-in only), asking for this
+   appliance by an IP address or a name of its own (no DNS rebinding, see _names_this_appliance).
 5. Otherwise: 401 JSON for the API, a redirect to the login page for pages.
 Then every POST/DELETE not made with a token must carry the session's CSRF token.
 """
@@ -13,6 +14,7 @@ Then every POST/DELETE not made with a token must carry the session's CSRF token
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +84,27 @@ def _trusted(addr: str) -> bool:
     return any(ip in net for net in current_app.extensions["homesec_trusted"])
 
 
+def _names_this_appliance() -> bool:
+    """Whether the Host header names this appliance: an IP address, localhost, an mDNS `.local`
+    name, this machine's host name or the host of web.base_url.
+
+    Why: a trusted network is trusted by the client's address, which a web page opened on a phone
+    in that network can borrow by DNS rebinding (its own name resolving to this box): its script
+    would then read the pages (CSRF token included) and disarm. Such requests carry the page's
+    host name, never one of these; they get no trusted-network pass (a login still works)."""
+    name = (urlsplit(f"//{request.host}").hostname or "").rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name == "localhost" or name.endswith(".local"):
+        return True
+    own = socket.gethostname().lower()
+    base = (urlsplit(cfg().web.base_url).hostname or "").lower()
+    return name in {own, own.split(".")[0], base} - {""}
+
+
 def _identify() -> Identity | Response | None:
     """The request's identity, None when anonymous, or an error response for a bad token."""
     header = request.headers.get("Authorization", "")
@@ -101,7 +124,7 @@ def _identify() -> Identity | Response | None:
         if fp is not None and session.get("pwfp") == fp:
             return Identity("session", f"{accounts.OWNER} ({client_addr()})")
         session.pop("user", None)  # the password changed since this login
-    if _trusted(client_addr()):
+    if _trusted(client_addr()) and _names_this_appliance():
         return Identity("trusted", f"trusted {client_addr()}")
     return None
 

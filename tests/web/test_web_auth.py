@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -301,6 +302,28 @@ def test_trusted_network_skips_login(tmp_path: Path) -> None:
     # still no cross-site writes: the CSRF token is required
     resp = c.post("/api/v1/arm", json={}, environ_base={"REMOTE_ADDR": "192.168.1.20"})
     assert resp.status_code == 400
+
+
+def test_trusted_network_needs_a_host_name_of_the_appliance(tmp_path: Path) -> None:
+    """DNS rebinding: a page from evil.example whose name now points at the appliance runs in a
+    phone of the trusted network. Its requests name evil.example and must not skip the login."""
+    cfg = make_config(tmp_path, trust_networks=["192.168.1.0/24"])
+    store = Store(cfg.paths.db_path)
+    accounts.set_password(store, PASSWORD)
+    store.close()
+    app = create_app(cfg)
+    c = app.test_client()
+    env = {"REMOTE_ADDR": "192.168.1.20"}
+    for ok in ("http://192.168.1.5:8080", "http://[fd00::5]:8080", "http://homesec.local:8080",
+               "http://HomeSec.local.:8080", f"http://{socket.gethostname()}:8080"):
+        assert c.get("/", base_url=ok, environ_base=env).status_code == 200, ok
+    evil = "http://evil.example:8080"
+    assert c.get("/", base_url=evil, environ_base=env).status_code == 302
+    assert c.get("/api/v1/status", base_url=evil, environ_base=env).status_code == 401
+    b = Browser(app.test_client())  # the owner can still log in under any name
+    page = b.c.get("/login", base_url=evil, environ_base=env)
+    assert b.c.post("/login", base_url=evil, environ_base=env, data={
+        "password": PASSWORD, "csrf_token": csrf_from(page.data)}).status_code == 302
 
 
 def test_trust_networks_validated(tmp_path: Path) -> None:
