@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -387,4 +388,18 @@ def test_mjpeg_stream_gives_up_without_frames(cfg: Config) -> None:
 
     t0 = time.monotonic()
     parts = [p for p in mjpeg(cfg.paths.runtime_dir, max_s=60, no_frame_s=0.5) if p]
+    assert parts == [] and time.monotonic() - t0 < 2
+
+
+def test_mjpeg_never_streams_a_stopped_daemons_last_frame(cfg: Config) -> None:
+    """The runtime dir outlives the daemon: its last live.jpg, an hour old, is not 'live'."""
+    from homesec.web.stream import mjpeg
+
+    run = cfg.paths.runtime_dir
+    run.mkdir(parents=True)
+    (run / LIVE_NAME).write_bytes(_jpeg())
+    hour_ago = time.time() - 3600
+    os.utime(run / LIVE_NAME, (hour_ago, hour_ago))
+    t0 = time.monotonic()
+    parts = [p for p in mjpeg(run, max_s=60, no_frame_s=0.5) if p]
     assert parts == [] and time.monotonic() - t0 < 2
