@@ -149,7 +149,6 @@ def test_live_view_goes_on_after_the_stream_limit(tmp_path: Path) -> None:
         write_atomic(run / "live.jpg",
                      cv2.imencode(".jpg", np.full((90, 160, 3), grey, np.uint8))[1].tobytes())
 
-    frame(40)
     log_path = tmp_path / "web.log"
     with open(log_path, "wb") as log:
         web = subprocess.Popen([sys.executable, "-m", "homesec.cli", "web", "--config", str(cfg)],
@@ -161,6 +160,7 @@ def test_live_view_goes_on_after_the_stream_limit(tmp_path: Path) -> None:
                 page = browser.new_page()
                 deadline = time.monotonic() + 30
                 while True:
+                    frame(40)  # fresh: a frame older than a few seconds is not shown as live
                     try:
                         page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
                         break
