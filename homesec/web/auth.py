@@ -3,7 +3,8 @@
 Order of the check (before every request, except static files):
 1. An `Authorization: Bearer` header must hold a valid token (scripts, phone shortcuts); a bad one
    is refused even if a cookie is present. Token requests need no CSRF token.
-2. `web.auth = false` lets everybody in (CSRF still applies to browsers).
+2. `web.auth = false` lets everybody in (CSRF still applies to browsers) who asks for this
+   appliance by an IP address or a name of its own (no DNS rebinding, see _names_this_appliance).
 3. A session cookie from a login with the current password.
 4. A client address inside `web.trust_networks` (explicit opt-in only), asking for this
    appliance by an IP address or a name of its own (no DNS rebinding, see _names_this_appliance).
@@ -88,10 +89,10 @@ def _names_this_appliance() -> bool:
     """Whether the Host header names this appliance: an IP address, localhost, an mDNS `.local`
     name, this machine's host name or the host of web.base_url.
 
-    Why: a trusted network is trusted by the client's address, which a web page opened on a phone
-    in that network can borrow by DNS rebinding (its own name resolving to this box): its script
-    would then read the pages (CSRF token included) and disarm. Such requests carry the page's
-    host name, never one of these; they get no trusted-network pass (a login still works)."""
+    Why: a trusted network (or `auth = false`) lets a client in by its address, which a web page
+    opened on a phone in the LAN can borrow by DNS rebinding (its own name resolving to this box):
+    its script would then read the pages (CSRF token included) and disarm. Such requests carry the
+    page's host name, never one of these; they get no pass (a login still works)."""
     name = (urlsplit(f"//{request.host}").hostname or "").rstrip(".").lower()
     try:
         ipaddress.ip_address(name)
@@ -117,7 +118,7 @@ def _identify() -> Identity | Response | None:
             resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return resp
         return Identity("token", f"token:{info.name}", csrf_exempt=True)
-    if not cfg().web.auth:
+    if not cfg().web.auth and _names_this_appliance():
         return Identity("open", f"web {client_addr()} (auth off)")
     if session.get("user") == accounts.OWNER:
         fp = accounts.password_fingerprint(get_store())

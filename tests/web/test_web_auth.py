@@ -326,6 +326,15 @@ def test_trusted_network_needs_a_host_name_of_the_appliance(tmp_path: Path) -> N
         "password": PASSWORD, "csrf_token": csrf_from(page.data)}).status_code == 302
 
 
+def test_auth_off_still_refuses_foreign_host_names(tmp_path: Path) -> None:
+    """auth = false is meant for the home LAN, not for any web page a phone in it opens."""
+    c = create_app(make_config(tmp_path, auth=False)).test_client()
+    assert c.get("/", base_url="http://192.168.1.5:8080").status_code == 200
+    assert c.get("/", base_url="http://homesec.local:8080").status_code == 200
+    assert c.get("/", base_url="http://evil.example:8080").status_code == 302
+    assert c.get("/api/v1/status", base_url="http://evil.example:8080").status_code == 401
+
+
 def test_trust_networks_validated(tmp_path: Path) -> None:
     from homesec.config import ConfigError
 
