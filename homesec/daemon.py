@@ -95,7 +95,7 @@ class EventRecorder(threading.Thread):
             try:
                 snap, thumb = save_snapshot(media, key, f["image"], f["boxes"], f["best_wall"],
                                             self.cfg.camera.name, ev_cfg.snapshot_quality,
-                                            ev_cfg.thumb_width)
+                                            ev_cfg.thumb_width, day_of=f["start_wall"])
             except (OSError, ValueError) as exc:
                 # Disk full, media dir gone, encoder failure: the event row and its alert matter
                 # more than the picture, so they are still written (without a snapshot).

@@ -279,3 +279,35 @@ def test_event_and_alert_recorded_when_the_snapshot_cannot_be_saved(make_config)
     assert row.snapshot and (cfg.paths.media / row.snapshot).is_file()
     assert not [p for p in day.iterdir() if p.name.endswith(".tmp")]
     store.close()
+
+
+def test_event_across_midnight_keeps_one_pair_of_files(make_config) -> None:
+    """The best picture of an event that began before midnight comes after it: it replaces the
+    event's files instead of leaving the first ones, unreferenced, in yesterday's folder."""
+    import datetime as dt
+
+    cfg = make_config()
+    midnight = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()  # local midnight
+    start = midnight - 1.5
+    recorded: list[tuple[str, int]] = []
+    recorder = EventRecorder(cfg, on_recorded=lambda kind, eid: recorded.append((kind, eid)))
+    image = np.full((cfg.camera.height, cfg.camera.width, 3), 80, np.uint8)
+    ev = Event(0, 0.0, start, 0, 0.0, start, peak_area_pct=1.0, boxes=[(10, 10, 50, 80)],
+               union=(10, 10, 50, 80), best_frame=0, best_wall=start, best_image=image,
+               motion_frames=3)
+    recorder.start()
+    try:
+        recorder.put("start", ev)
+        wait_for(lambda: recorded, what="the event start")
+        ev.peak_area_pct, ev.best_wall, ev.end_wall = 5.0, midnight + 2.0, midnight + 3.0
+        ev.best_image = image + 100
+        recorder.put("end", ev)
+        wait_for(lambda: len(recorded) == 2, what="the event end")
+    finally:
+        recorder.stop()
+    store = Store(cfg.paths.db_path)
+    (row,) = store.events()
+    store.close()
+    files = sorted(str(p.relative_to(cfg.paths.media)) for p in cfg.paths.media.rglob("*.jpg"))
+    assert files == sorted([row.snapshot, row.thumb]), files
+    assert cv2.imread(str(cfg.paths.media / row.snapshot)).mean() > 150  # the better picture
