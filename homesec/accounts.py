@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from homesec.store import Store
+from homesec.store import Store, row_id_ok
 
 OWNER = "owner"
 MIN_PASSWORD_LEN = 8
@@ -131,6 +131,8 @@ def list_tokens(store: Store) -> list[TokenInfo]:
 
 def revoke_token(store: Store, token_id: int) -> bool:
     """Delete a token; False when there was none with that id."""
+    if not row_id_ok(token_id):
+        return False
     with store.transaction() as c:
         cur = c.execute("DELETE FROM api_tokens WHERE id = ?", (token_id,))
     return cur.rowcount > 0

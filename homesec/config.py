@@ -331,8 +331,10 @@ def load(path: Path | str | None) -> Config:
 
 def summary(cfg: Config) -> str:
     """A one-line description for `check-config` and start-up logs (no secrets)."""
+    from homesec.credentials import redact_url
+
     cam = cfg.camera
-    src = cam.source if cam.source != "opencv" else f"opencv {cam.device}"
+    src = cam.source if cam.source != "opencv" else f"opencv {redact_url(cam.device)}"
     mail = (
         f"mail to {len(cfg.mail.recipients)} recipient(s) via {cfg.mail.host or cfg.mail.catch_dir}"
         if cfg.mail.enabled

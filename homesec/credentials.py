@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +68,25 @@ def redact(text: str, secret: Secret | str | None) -> str:
         if len(form) >= 3:
             text = text.replace(form, "***")
     return text
+
+
+# scheme://authority, the authority ending at the path, query, fragment or white space.
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s]*)")
+
+
+def redact_url(text: str) -> str:
+    """`text` with the credentials of any URL in it hidden: `rtsp://admin:pw@cam/` becomes
+    `rtsp://admin:***@cam/` (a bare `token@host` becomes `***@host`).
+
+    Why: a network camera's address often carries its password, and the address ends up in log
+    lines, `check-config` output and the camera error the web UI shows."""
+
+    def hide(m: re.Match[str]) -> str:
+        scheme, authority = m.group(1), m.group(2)
+        if "@" not in authority:
+            return m.group(0)
+        userinfo, host = authority.rsplit("@", 1)  # a password may itself hold an '@'
+        user, colon, _password = userinfo.partition(":")
+        return f"{scheme}{user}:***@{host}" if colon else f"{scheme}***@{host}"
+
+    return _URL.sub(hide, text)

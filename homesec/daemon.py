@@ -92,20 +92,26 @@ class EventRecorder(threading.Thread):
         snap = thumb = None
         if f["image"] is not None:
             ev_cfg = self.cfg.events
-            snap, thumb = save_snapshot(media, key, f["image"], f["boxes"], f["best_wall"],
-                                        self.cfg.camera.name, ev_cfg.snapshot_quality,
-                                        ev_cfg.thumb_width)
+            try:
+                snap, thumb = save_snapshot(media, key, f["image"], f["boxes"], f["best_wall"],
+                                            self.cfg.camera.name, ev_cfg.snapshot_quality,
+                                            ev_cfg.thumb_width, day_of=f["start_wall"])
+            except (OSError, ValueError) as exc:
+                # Disk full, media dir gone, encoder failure: the event row and its alert matter
+                # more than the picture, so they are still written (without a snapshot).
+                log.error("snapshot of the event not saved (%s); recording the event without it",
+                          exc)
         if job.kind == "start":
             ev.id, armed = store.add_event(self.cfg.camera.name, f["start_wall"], f["peak"],
                                            f["boxes"], f["union"], snap, thumb, f["frames"])
             log.info("event %d started%s (%.1f%% of the frame changed)", ev.id,
                      ", alert queued" if armed else "", f["peak"])
         else:
+            self._keys.pop(id(ev), None)  # (an id() may be reused by a later event object)
             if ev.id is None:
                 return
             store.finish_event(ev.id, f["end_wall"], f["peak"], f["boxes"], f["union"], snap,
                                thumb, f["frames"])
-            self._keys.pop(id(ev), None)
             log.info("event %d ended after %.1f s", ev.id, f["end_wall"] - f["start_wall"])
         if self.on_recorded is not None and ev.id is not None:
             self.on_recorded(job.kind, ev.id)

@@ -51,10 +51,13 @@ def thumbnail(image: np.ndarray, width: int) -> np.ndarray:
 
 
 def save_snapshot(media_dir: Path, event_key: str, image: np.ndarray, boxes: list[Box],
-                  wall_s: float, camera: str, quality: int, thumb_width: int) -> tuple[str, str]:
+                  wall_s: float, camera: str, quality: int, thumb_width: int,
+                  day_of: float | None = None) -> tuple[str, str]:
     """Write `<key>.jpg` and `<key>.thumb.jpg` under media_dir/YYYY-MM-DD/; return the paths
-    relative to media_dir."""
-    day = time.strftime("%Y-%m-%d", time.localtime(wall_s))
+    relative to media_dir. The day is that of `day_of` (the event's start), else of `wall_s`
+    (the picture's time): a better picture after midnight must replace the event's files, not
+    leave them behind in the previous day's folder."""
+    day = time.strftime("%Y-%m-%d", time.localtime(wall_s if day_of is None else day_of))
     folder = media_dir / day
     folder.mkdir(parents=True, exist_ok=True)
     drawn = draw_snapshot(image, boxes, wall_s, camera)

@@ -136,6 +136,16 @@ class EventRow:
         }
 
 
+# SQLite integers are signed 64-bit; a larger Python int (from a URL or a command line) would
+# raise OverflowError in the driver instead of simply matching no row.
+MAX_ROW_ID = 2**63 - 1
+
+
+def row_id_ok(row_id: int) -> bool:
+    """Whether `row_id` can be a row id at all (1 .. 2**63-1)."""
+    return 0 < row_id <= MAX_ROW_ID
+
+
 def _event_row(r: sqlite3.Row) -> EventRow:
     return EventRow(
         id=r["id"], camera=r["camera"], start_ts=r["start_ts"], end_ts=r["end_ts"],
@@ -301,11 +311,15 @@ class Store:
 
     def event(self, event_id: int) -> EventRow | None:
         """One event, or None."""
+        if not row_id_ok(event_id):
+            return None
         r = self.conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
         return _event_row(r) if r else None
 
     def delete_event(self, event_id: int) -> EventRow | None:
         """Delete an event row (the caller removes its files); returns the row deleted."""
+        if not row_id_ok(event_id):
+            return None
         with self.transaction() as c:
             r = c.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
             if r is None:

@@ -133,15 +133,18 @@
     } catch (err) { /* the next poll tries again */ }
   }
 
+  let offline = false;
   async function poll() {
     try {
       const st = await api("GET", "/status");
+      if (offline && !document.hidden) startLive(); // the server is back: its streams ended
+      offline = false;
       setArm(st.arm);
       renderHealth(st);
       const le = st.last_event;
       const key = le ? `${le.id}:${le.end_ts}` : "none";
       if (key !== topEvent) { topEvent = key; refreshEvents(); }
-    } catch (err) { /* offline for a moment: keep the last view */ }
+    } catch (err) { offline = true; /* for a moment: keep the last view */ }
   }
 
   $("arm-form").addEventListener("submit", async (e) => {
@@ -164,17 +167,25 @@
     finally { btn.disabled = false; }
   });
 
-  // Live view: an MJPEG <img> while the page is visible, nothing while hidden.
+  // Live view: an MJPEG <img> while the page is visible, nothing while hidden. The server ends a
+  // stream after web.live_max_s (data-max-s), and a browser fires no event when a multipart image
+  // simply ends: the last frame would stay on screen as if live. So the page starts a new stream
+  // when that time is up, and after the server was unreachable (a restart also ends streams).
   const live = $("live");
   const liveMsg = $("live-msg");
+  const liveMaxS = parseFloat(live.dataset.maxS) || 0;
   let retry = null;
+  let renew = null;
   function startLive() {
     clearTimeout(retry);
+    clearTimeout(renew);
     live.src = `${live.dataset.src}?t=${Date.now()}`;
     liveMsg.textContent = "Live view";
+    if (liveMaxS > 0) renew = setTimeout(startLive, liveMaxS * 1000);
   }
   function stopLive() {
     clearTimeout(retry);
+    clearTimeout(renew);
     live.removeAttribute("src");
     liveMsg.textContent = "Live view paused.";
   }

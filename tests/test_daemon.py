@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -12,12 +13,14 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from homesec.camera.base import CameraError, EndOfStream, Frame
 from homesec.camera.demo import DemoCamera, crossing_intervals
 from homesec.config import Config
-from homesec.daemon import Daemon
+from homesec.daemon import Daemon, EventRecorder
+from homesec.events import Event
 from homesec.status import read_status
 from homesec.store import Store
 from tests.conftest import homesec_cmd, wait_for, write_config
@@ -219,3 +222,92 @@ def test_status_goes_stale_when_the_loop_stops_writing(make_config) -> None:
     later = read_status(cfg.paths.runtime_dir, now=fresh["updated_ts"] + 60)
     assert later["stale"] and later["camera_ok"] is False
     assert later["camera_lost_since"] == fresh["last_frame_ts"]
+
+
+def _full_disk_at(path: Path) -> Path:
+    """Make the writer's temporary file for `path` a link to /dev/full, so writing it fails with
+    a real ENOSPC (write_atomic writes `.<name>.<pid>.tmp` next to the target)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.symlink_to("/dev/full")
+    return tmp
+
+
+def test_write_atomic_on_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
+    from homesec.atomic import write_atomic
+
+    target = tmp_path / "snap.jpg"
+    tmp = _full_disk_at(target)
+    with pytest.raises(OSError) as err:
+        write_atomic(target, b"x" * 100_000)
+    assert err.value.errno == errno.ENOSPC
+    assert not target.exists() and not tmp.is_symlink() and not tmp.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_event_and_alert_recorded_when_the_snapshot_cannot_be_saved(make_config) -> None:
+    """Disk full while an event starts: the event row and its alert are still written; the
+    picture comes with the event's end once there is room again."""
+    cfg = make_config()
+    store = Store(cfg.paths.db_path)
+    store.set_arm(True, by="test")
+    recorded: list[tuple[str, int]] = []
+    recorder = EventRecorder(cfg, on_recorded=lambda kind, eid: recorded.append((kind, eid)))
+    start = time.time()
+    image = np.full((cfg.camera.height, cfg.camera.width, 3), 80, np.uint8)
+    ev = Event(0, 0.0, start, 0, 0.0, start, peak_area_pct=3.0, boxes=[(10, 10, 50, 80)],
+               union=(10, 10, 50, 80), best_frame=0, best_wall=start, best_image=image,
+               motion_frames=3)
+    # The recorder's file name for this event (HHMMSS-ms of its start, under the day's folder).
+    key = time.strftime("%H%M%S", time.localtime(start)) + f"-{int(start * 1000) % 1000:03d}"
+    day = cfg.paths.media / time.strftime("%Y-%m-%d", time.localtime(start))
+    _full_disk_at(day / f"{key}.jpg")
+    recorder.start()
+    try:
+        recorder.put("start", ev)
+        wait_for(lambda: recorded, what="the event start to be recorded despite the full disk")
+        (row,) = store.events()
+        assert row.snapshot is None and row.end_ts is None
+        assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+        ev.end_wall = start + 4
+        recorder.put("end", ev)  # the failed write cleaned up after itself: there is room now
+        wait_for(lambda: len(recorded) == 2, what="the event end")
+    finally:
+        recorder.stop()
+    (row,) = store.events()
+    assert row.end_ts == pytest.approx(start + 4)
+    assert row.snapshot and (cfg.paths.media / row.snapshot).is_file()
+    assert not [p for p in day.iterdir() if p.name.endswith(".tmp")]
+    store.close()
+
+
+def test_event_across_midnight_keeps_one_pair_of_files(make_config) -> None:
+    """The best picture of an event that began before midnight comes after it: it replaces the
+    event's files instead of leaving the first ones, unreferenced, in yesterday's folder."""
+    import datetime as dt
+
+    cfg = make_config()
+    midnight = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()  # local midnight
+    start = midnight - 1.5
+    recorded: list[tuple[str, int]] = []
+    recorder = EventRecorder(cfg, on_recorded=lambda kind, eid: recorded.append((kind, eid)))
+    image = np.full((cfg.camera.height, cfg.camera.width, 3), 80, np.uint8)
+    ev = Event(0, 0.0, start, 0, 0.0, start, peak_area_pct=1.0, boxes=[(10, 10, 50, 80)],
+               union=(10, 10, 50, 80), best_frame=0, best_wall=start, best_image=image,
+               motion_frames=3)
+    recorder.start()
+    try:
+        recorder.put("start", ev)
+        wait_for(lambda: recorded, what="the event start")
+        ev.peak_area_pct, ev.best_wall, ev.end_wall = 5.0, midnight + 2.0, midnight + 3.0
+        ev.best_image = image + 100
+        recorder.put("end", ev)
+        wait_for(lambda: len(recorded) == 2, what="the event end")
+    finally:
+        recorder.stop()
+    store = Store(cfg.paths.db_path)
+    (row,) = store.events()
+    store.close()
+    files = sorted(str(p.relative_to(cfg.paths.media)) for p in cfg.paths.media.rglob("*.jpg"))
+    assert files == sorted([row.snapshot, row.thumb]), files
+    assert cv2.imread(str(cfg.paths.media / row.snapshot)).mean() > 150  # the better picture

@@ -124,3 +124,28 @@ def test_network_camera_that_drops_out_comes_back(netcam: MJPEGCamera, make_conf
     finally:
         stop.set()
         t.join(10)
+
+
+def test_camera_password_never_shown(make_config, caplog: pytest.LogCaptureFixture) -> None:
+    """A camera URL carries its password; it must not reach the log, the status the web UI
+    shows, or the config summary (check-config, start-up log)."""
+    from homesec.config import summary
+
+    secret = "s3cr@t-pw"
+    url = f"http://admin:{secret}@127.0.0.1:9/stream.mjpg"  # port 9: connection refused
+    cfg = make_config(camera={"source": "opencv", "device": url, "reconnect_max_s": 0.5})
+    assert secret not in summary(cfg) and "admin:***@127.0.0.1:9" in summary(cfg)
+    stop = threading.Event()
+    t = threading.Thread(target=Daemon(cfg, stop=stop).run)
+    caplog.set_level("DEBUG")
+    t.start()
+    try:
+        lost = wait_for(lambda: (s := read_status(cfg.paths.runtime_dir)) and
+                        s["camera_lost_since"] and s, what="camera lost")
+    finally:
+        stop.set()
+        t.join(10)
+    assert "cannot open" in lost["camera_error"] and "127.0.0.1:9" in lost["camera_error"]
+    assert secret not in (cfg.paths.runtime_dir / "status.json").read_text()
+    assert "camera lost" in caplog.text and secret not in caplog.text
+    assert "s3cr" not in caplog.text  # not even the part before an '@' in the password

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame
+from homesec.credentials import redact_url
 
 
 def _open_target(device: str) -> str | int:
@@ -33,6 +34,7 @@ class OpenCVCamera:
         width: int | None = None, height: int | None = None,
     ) -> None:
         self.device = device
+        self.label = redact_url(device)  # for messages: they reach logs and the web UI
         self.fps = fps
         self.loop = loop
         self.realtime = realtime
@@ -49,7 +51,7 @@ class OpenCVCamera:
         self.close()
         cap = cv2.VideoCapture(_open_target(self.device))
         if not cap.isOpened():
-            raise CameraError(f"cannot open {self.device!r}")
+            raise CameraError(f"cannot open {self.label!r}")
         if not self.file and self.want_size:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.want_size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.want_size[1])
@@ -78,8 +80,8 @@ class OpenCVCamera:
             img = self._grab()
         if img is None:
             if self.file:
-                raise EndOfStream(self.device)
-            raise CameraError(f"{self.device!r} stopped delivering frames")
+                raise EndOfStream(self.label)
+            raise CameraError(f"{self.label!r} stopped delivering frames")
         i = self._index
         self._index += 1
         self._file_index += 1

@@ -69,6 +69,9 @@ def create_app(config: Config | None = None) -> Flask:
     # Per-process cap on concurrent MJPEG streams, so viewers never take every thread.
     slots = max(1, config.web.threads - API_THREADS_RESERVED)
     app.extensions["homesec_live_slots"] = threading.BoundedSemaphore(slots)
+    # One password check at a time per process (see auth.login): argon2id needs tens of MiB each,
+    # and the rate limit's check-verify-record must not interleave.
+    app.extensions["homesec_login_lock"] = threading.Lock()
 
     from homesec.web import api, auth, db, errors, pages, security
 

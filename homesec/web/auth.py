@@ -3,9 +3,11 @@
 Order of the check (before every request, except static files):
 1. An `Authorization: Bearer` header must hold a valid token (scripts, phone shortcuts); a bad one
    is refused even if a cookie is present. Token requests need no CSRF token.
-2. `web.auth = false` lets everybody in (CSRF still applies to browsers).
+2. `web.auth = false` lets everybody in (CSRF still applies to browsers) who asks for this
+   appliance by an IP address or a name of its own (no DNS rebinding, see _names_this_appliance).
 3. A session cookie from a login with the current password.
-4. A client address inside `web.trust_networks` (explicit opt-in only).
+4. A client address inside `web.trust_networks` (explicit opt-in only), asking for this
+   appliance by an IP address or a name of its own (no DNS rebinding, see _names_this_appliance).
 5. Otherwise: 401 JSON for the API, a redirect to the login page for pages.
 Then every POST/DELETE not made with a token must carry the session's CSRF token.
 """
@@ -13,6 +15,7 @@ Then every POST/DELETE not made with a token must carry the session's CSRF token
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +41,8 @@ from homesec.web.security import UNSAFE_METHODS, csrf_ok, csrf_token
 bp = Blueprint("auth", __name__)
 
 PUBLIC_ENDPOINTS = frozenset({"static", "auth.login"})
+# How long a login waits for the password check of another request in the same process.
+LOGIN_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,21 @@ def client_addr() -> str:
     return request.remote_addr or "unknown"
 
 
+def rate_limit_key(addr: str) -> str:
+    """Whom the login rate limit counts: an IPv4 address, or a whole IPv6 /64. One device can use
+    any address of its /64 (SLAAC privacy addresses), so counting single IPv6 addresses would
+    give a guest's phone an unlimited number of guesses."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _trusted(addr: str) -> bool:
     """Whether the address lies in one of web.trust_networks."""
     try:
@@ -63,6 +83,27 @@ def _trusted(addr: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # gunicorn bound to '::' sees IPv4 clients as ::ffff:a.b.c.d
     return any(ip in net for net in current_app.extensions["homesec_trusted"])
+
+
+def _names_this_appliance() -> bool:
+    """Whether the Host header names this appliance: an IP address, localhost, an mDNS `.local`
+    name, this machine's host name or the host of web.base_url.
+
+    Why: a trusted network (or `auth = false`) lets a client in by its address, which a web page
+    opened on a phone in the LAN can borrow by DNS rebinding (its own name resolving to this box):
+    its script would then read the pages (CSRF token included) and disarm. Such requests carry the
+    page's host name, never one of these; they get no pass (a login still works)."""
+    name = (urlsplit(f"//{request.host}").hostname or "").rstrip(".").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name == "localhost" or name.endswith(".local"):
+        return True
+    own = socket.gethostname().lower()
+    base = (urlsplit(cfg().web.base_url).hostname or "").lower()
+    return name in {own, own.split(".")[0], base} - {""}
 
 
 def _identify() -> Identity | Response | None:
@@ -77,14 +118,14 @@ def _identify() -> Identity | Response | None:
             resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return resp
         return Identity("token", f"token:{info.name}", csrf_exempt=True)
-    if not cfg().web.auth:
+    if not cfg().web.auth and _names_this_appliance():
         return Identity("open", f"web {client_addr()} (auth off)")
     if session.get("user") == accounts.OWNER:
         fp = accounts.password_fingerprint(get_store())
         if fp is not None and session.get("pwfp") == fp:
             return Identity("session", f"{accounts.OWNER} ({client_addr()})")
         session.pop("user", None)  # the password changed since this login
-    if _trusted(client_addr()):
+    if _trusted(client_addr()) and _names_this_appliance():
         return Identity("trusted", f"trusted {client_addr()}")
     return None
 
@@ -141,24 +182,37 @@ def login() -> Any:
     error = None
     status = 200
     if request.method == "POST":
-        client = client_addr()
-        wait = accounts.login_blocked_for(store, client)
-        if wait > 0:
-            error = f"Too many failed attempts. Try again in {int(wait // 60) + 1} minutes."
-            resp = Response(render_template("login.html", error=error, has_password=has_password,
-                                            next=next_url), status=429)
-            resp.headers["Retry-After"] = str(int(wait))
+        # Password checks run one at a time per worker process: parallel guesses would otherwise
+        # all pass the rate-limit check before any failure is recorded, and each argon2id hash
+        # holds tens of MiB, so a burst of logins could push the service past its MemoryMax.
+        lock = current_app.extensions["homesec_login_lock"]
+        if not lock.acquire(timeout=LOGIN_WAIT_S):
+            resp = Response(render_template("login.html", error="Busy. Try again in a moment.",
+                                            has_password=has_password, next=next_url), status=503)
+            resp.headers["Retry-After"] = "5"
             return resp
-        password = request.form.get("password", "")
-        if has_password and accounts.verify_password(store, password):
-            accounts.clear_login_failures(store, client)
-            session.clear()
-            session.permanent = True
-            session["user"] = accounts.OWNER
-            session["pwfp"] = accounts.password_fingerprint(store)
-            csrf_token()  # a fresh CSRF token for the new session
-            return redirect(next_url)
-        accounts.record_login_failure(store, client)
+        try:
+            client = rate_limit_key(client_addr())
+            wait = accounts.login_blocked_for(store, client)
+            if wait > 0:
+                error = f"Too many failed attempts. Try again in {int(wait // 60) + 1} minutes."
+                resp = Response(render_template("login.html", error=error,
+                                                has_password=has_password, next=next_url),
+                                status=429)
+                resp.headers["Retry-After"] = str(int(wait))
+                return resp
+            password = request.form.get("password", "")
+            if has_password and accounts.verify_password(store, password):
+                accounts.clear_login_failures(store, client)
+                session.clear()
+                session.permanent = True
+                session["user"] = accounts.OWNER
+                session["pwfp"] = accounts.password_fingerprint(store)
+                csrf_token()  # a fresh CSRF token for the new session
+                return redirect(next_url)
+            accounts.record_login_failure(store, client)
+        finally:
+            lock.release()
         error = "Wrong password." if has_password else "No password is set yet."
         status = 401
     return Response(render_template("login.html", error=error, has_password=has_password,

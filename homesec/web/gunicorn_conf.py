@@ -12,9 +12,9 @@ Worker class and counts, and why:
   CPU and 46 MiB) does not block the other; Python's GIL also makes two processes use the Pi's cores
   better than one with more threads. More processes cost ~40 MB of RAM each on the Pi.
 - No gevent/eventlet: no monkey-patching next to sqlite3 and OpenCV, and no extra dependency.
-- `preload_app`: the app (with numpy and OpenCV, pulled in by the daemon's status and live-frame
-  helpers) is imported once in the master and shared copy-on-write by the workers, instead of
-  ~45 MB more per worker. create_app() opens no database or thread, so forking after it is safe.
+- `preload_app`: the app (Flask, Jinja, pydantic, argon2; never numpy or OpenCV, see
+  tests/test_imports.py) is imported once in the master and shared copy-on-write by the workers.
+  create_app() opens no database or thread, so forking after it is safe.
 - `timeout` does not hurt streams: in gthread workers the heartbeat comes from the main thread,
   not from the request threads. `graceful_timeout` is short because streams would otherwise delay
   every restart by the full 30 s default; clients reconnect by themselves.

@@ -43,7 +43,7 @@ def home() -> str:
     return render_template(
         "home.html", st=status(cfg(), store),
         events=[event_json(e) for e in store.events(limit=HOME_EVENTS)],
-        auth=identity().kind == "session", max_delay=MAX_DELAY_S,
+        auth=identity().kind == "session", max_delay=MAX_DELAY_S, live_max_s=cfg().web.live_max_s,
     )
 
 

@@ -22,6 +22,9 @@ POLL_S = 0.05
 REQUEST_EVERY_S = 1.0
 RESEND_AFTER_S = 2.0
 FRESH_S = 2.0
+# A live.jpg older than this when a stream starts is a leftover of a daemon that stopped (the
+# runtime dir outlives it): never shown as "live". The daemon rewrites it 5 times a second.
+STALE_FRAME_S = 10.0
 
 
 def fresh_frame(runtime_dir: Path, wait_s: float = 3.0) -> tuple[bytes, float] | None:
@@ -55,7 +58,7 @@ def _part(jpeg: bytes) -> bytes:
 
 def mjpeg(runtime_dir: Path, max_s: float, no_frame_s: float = 10.0) -> Iterator[bytes]:
     """The multipart body. Ends after `max_s`, or after `no_frame_s` without any frame at all
-    (daemon not running: the page shows that and retries)."""
+    (daemon not running: the page shows that and retries; an old leftover frame does not count)."""
     path = runtime_dir / LIVE_NAME
     yield b""  # makes the server send the headers now
     start = last_req = time.monotonic()
@@ -68,6 +71,8 @@ def mjpeg(runtime_dir: Path, max_s: float, no_frame_s: float = 10.0) -> Iterator
             request_live(runtime_dir)
             last_req = now
         mtime = _mtime(path)
+        if mtime is not None and sent_mtime is None and time.time() - mtime / 1e9 > STALE_FRAME_S:
+            mtime = None  # a leftover: wait for a frame from a running daemon
         if mtime is not None and mtime != sent_mtime:
             got = read_live(runtime_dir)
             if got is not None:

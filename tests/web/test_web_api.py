@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -216,10 +217,22 @@ def test_event_get_and_pictures(browser: Browser, add_event: AddEvent) -> None:
 
 @pytest.mark.parametrize("path", ["/events/999", "/events/999/snapshot.jpg",
                                   "/events/999/thumb.jpg", "/events/abc", "/events/-1",
-                                  "/events/1.5"])
+                                  "/events/1.5", f"/events/{10**30}",
+                                  f"/events/{10**30}/snapshot.jpg"])
 def test_unknown_event(browser: Browser, path: str) -> None:
     resp = browser.api("GET", path)
     assert resp.status_code == 404 and resp.is_json
+
+
+def test_ids_beyond_sqlite_range_are_unknown_not_500(browser: Browser) -> None:
+    """An id too big for SQLite's 64-bit integers is simply no such event or token."""
+    huge = 2**63
+    assert browser.api("DELETE", f"/events/{huge}").status_code == 404
+    assert browser.c.get(f"/events/{huge}").status_code == 404
+    assert browser.c.post(f"/events/{huge}/delete", data={"csrf_token": browser.csrf}
+                          ).status_code == 404
+    assert browser.c.post(f"/tokens/{huge}/revoke", data={"csrf_token": browser.csrf}
+                          ).status_code == 404
 
 
 def test_delete_event_removes_files(browser: Browser, add_event: AddEvent, store: Store,
@@ -375,4 +388,18 @@ def test_mjpeg_stream_gives_up_without_frames(cfg: Config) -> None:
 
     t0 = time.monotonic()
     parts = [p for p in mjpeg(cfg.paths.runtime_dir, max_s=60, no_frame_s=0.5) if p]
+    assert parts == [] and time.monotonic() - t0 < 2
+
+
+def test_mjpeg_never_streams_a_stopped_daemons_last_frame(cfg: Config) -> None:
+    """The runtime dir outlives the daemon: its last live.jpg, an hour old, is not 'live'."""
+    from homesec.web.stream import mjpeg
+
+    run = cfg.paths.runtime_dir
+    run.mkdir(parents=True)
+    (run / LIVE_NAME).write_bytes(_jpeg())
+    hour_ago = time.time() - 3600
+    os.utime(run / LIVE_NAME, (hour_ago, hour_ago))
+    t0 = time.monotonic()
+    parts = [p for p in mjpeg(run, max_s=60, no_frame_s=0.5) if p]
     assert parts == [] and time.monotonic() - t0 < 2

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -140,6 +143,48 @@ def test_rate_limit_is_per_client(app, store: Store) -> None:  # type: ignore[no
     assert Browser(good).login().status_code == 302
 
 
+def test_rate_limit_counts_an_ipv6_prefix_not_single_addresses(app) -> None:  # type: ignore[no-untyped-def]
+    """A phone picks any address in its /64 at will: new addresses must not mean new guesses."""
+    def login(addr: str, password: str) -> int:
+        c = app.test_client()
+        env = {"REMOTE_ADDR": addr}
+        token = csrf_from(c.get("/login", environ_base=env).data)
+        return c.post("/login", data={"password": password, "csrf_token": token},
+                      environ_base=env).status_code
+
+    for i in range(accounts.LOGIN_MAX_FAILURES):
+        assert login(f"2001:db8:1:2::{i + 1:x}", "wrong guess!") == 401
+    assert login("2001:db8:1:2:aaaa:bbbb:cccc:dddd", PASSWORD) == 429
+    assert login("2001:db8:1:3::1", PASSWORD) == 302  # another network is not blocked
+    for _ in range(accounts.LOGIN_MAX_FAILURES):
+        login("10.9.8.7", "wrong guess!")
+    assert login("::ffff:10.9.8.7", PASSWORD) == 429  # the same IPv4 client via a '::' socket
+
+
+def test_parallel_guesses_do_not_beat_the_rate_limit(app, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """Twelve wrong passwords sent at once from one address: only LOGIN_MAX_FAILURES of them are
+    checked, the rest are refused (429). Checking them all at once would also mean an argon2id
+    hash (tens of MiB each) per request in parallel, more than the web service may use."""
+    env = {"REMOTE_ADDR": "10.0.0.77"}
+    clients = []
+    for _ in range(12):
+        c = app.test_client()
+        clients.append((c, csrf_from(c.get("/login", environ_base=env).data)))
+    barrier = threading.Barrier(len(clients))
+
+    def guess(c: FlaskClient, token: str) -> int:
+        barrier.wait()
+        return c.post("/login", data={"password": "wrong guess!", "csrf_token": token},
+                      environ_base=env).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        codes = list(pool.map(lambda ct: guess(*ct), clients))
+    assert sorted(codes) == [401] * accounts.LOGIN_MAX_FAILURES + \
+        [429] * (len(clients) - accounts.LOGIN_MAX_FAILURES), codes
+    assert store.conn.execute("SELECT COUNT(*) FROM login_failures").fetchone()[0] == \
+        accounts.LOGIN_MAX_FAILURES
+
+
 def test_success_clears_failures(client: FlaskClient, store: Store) -> None:
     for _ in range(accounts.LOGIN_MAX_FAILURES - 1):
         Browser(client).login("nope nope nope")
@@ -257,6 +302,37 @@ def test_trusted_network_skips_login(tmp_path: Path) -> None:
     # still no cross-site writes: the CSRF token is required
     resp = c.post("/api/v1/arm", json={}, environ_base={"REMOTE_ADDR": "192.168.1.20"})
     assert resp.status_code == 400
+
+
+def test_trusted_network_needs_a_host_name_of_the_appliance(tmp_path: Path) -> None:
+    """DNS rebinding: a page from evil.example whose name now points at the appliance runs in a
+    phone of the trusted network. Its requests name evil.example and must not skip the login."""
+    cfg = make_config(tmp_path, trust_networks=["192.168.1.0/24"])
+    store = Store(cfg.paths.db_path)
+    accounts.set_password(store, PASSWORD)
+    store.close()
+    app = create_app(cfg)
+    c = app.test_client()
+    env = {"REMOTE_ADDR": "192.168.1.20"}
+    for ok in ("http://192.168.1.5:8080", "http://[fd00::5]:8080", "http://homesec.local:8080",
+               "http://HomeSec.local.:8080", f"http://{socket.gethostname()}:8080"):
+        assert c.get("/", base_url=ok, environ_base=env).status_code == 200, ok
+    evil = "http://evil.example:8080"
+    assert c.get("/", base_url=evil, environ_base=env).status_code == 302
+    assert c.get("/api/v1/status", base_url=evil, environ_base=env).status_code == 401
+    b = Browser(app.test_client())  # the owner can still log in under any name
+    page = b.c.get("/login", base_url=evil, environ_base=env)
+    assert b.c.post("/login", base_url=evil, environ_base=env, data={
+        "password": PASSWORD, "csrf_token": csrf_from(page.data)}).status_code == 302
+
+
+def test_auth_off_still_refuses_foreign_host_names(tmp_path: Path) -> None:
+    """auth = false is meant for the home LAN, not for any web page a phone in it opens."""
+    c = create_app(make_config(tmp_path, auth=False)).test_client()
+    assert c.get("/", base_url="http://192.168.1.5:8080").status_code == 200
+    assert c.get("/", base_url="http://homesec.local:8080").status_code == 200
+    assert c.get("/", base_url="http://evil.example:8080").status_code == 302
+    assert c.get("/api/v1/status", base_url="http://evil.example:8080").status_code == 401
 
 
 def test_trust_networks_validated(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ against the real daemon + gunicorn. Screenshots go to tests/artifacts/."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -113,3 +115,74 @@ def wait_image(locator: Any, timeout_s: float) -> None:
 def first_id(url: str) -> str:
     """The event id at the end of an event page URL."""
     return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _pixel(locator: Any) -> int:
+    """The grey level in the middle of what an <img> shows right now."""
+    return int(locator.evaluate(
+        "img => { const c = document.createElement('canvas'); c.width = img.naturalWidth;"
+        " c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+        " return g.getImageData(c.width / 2, c.height / 2, 1, 1).data[1]; }"))
+
+
+def test_live_view_goes_on_after_the_stream_limit(tmp_path: Path) -> None:
+    """The server ends a live stream after web.live_max_s; the browser fires no event for that,
+    so the page must start a new stream itself or the last frame stays on screen as if live."""
+    import cv2
+    import numpy as np
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    from homesec.atomic import write_atomic
+
+    from .conftest import free_port
+
+    port = free_port()
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[camera]\nsource = "demo"\n[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                   f'runtime_dir = "{run}"\n[web]\nbind = "127.0.0.1"\nport = {port}\n'
+                   'trust_networks = ["127.0.0.0/8"]\nlive_max_s = 10\nworkers = 1\n')
+
+    def frame(grey: int) -> None:  # what the capture daemon would publish
+        write_atomic(run / "live.jpg",
+                     cv2.imencode(".jpg", np.full((90, 160, 3), grey, np.uint8))[1].tobytes())
+
+    log_path = tmp_path / "web.log"
+    with open(log_path, "wb") as log:
+        web = subprocess.Popen([sys.executable, "-m", "homesec.cli", "web", "--config", str(cfg)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_page()
+                deadline = time.monotonic() + 30
+                while True:
+                    frame(40)  # fresh: a frame older than a few seconds is not shown as live
+                    try:
+                        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                        break
+                    except PlaywrightError:  # not listening yet: poll until the deadline
+                        assert web.poll() is None and time.monotonic() < deadline, \
+                            log_path.read_text()
+                        time.sleep(0.2)
+                live = page.locator("#live")
+                wait_image(live, 10)
+                assert _pixel(live) < 80
+                # Wait until the server has ended the first stream (gunicorn logs a request when
+                # it is done), then publish a bright frame: only a new stream can show it.
+                t0 = time.monotonic()
+                while log_path.read_text(errors="replace").count("live.mjpg") < 1:
+                    assert time.monotonic() - t0 < 20, "the first stream did not end"
+                    time.sleep(0.2)
+                frame(220)
+                while _pixel(live) < 160:
+                    assert time.monotonic() - t0 < 25, "the live view froze at the stream limit"
+                    time.sleep(0.2)
+            finally:
+                browser.close()
+    finally:
+        web.terminate()
+        web.wait(10)
