@@ -134,6 +134,13 @@ class EventsConfig(Section):
     )
     snapshot_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality")
     thumb_width: int = Field(default=320, ge=64, le=1280, description="thumbnail width in pixels")
+    keep_days: float = Field(
+        default=30.0, ge=1.0, le=3650.0, description="events older than this are deleted with their pictures"
+    )
+    min_free_pct: float = Field(
+        default=10.0, ge=0.0, le=90.0,
+        description="when the disk has less free space than this, the oldest events are deleted",
+    )
 
 
 class PathsConfig(Section):

@@ -9,9 +9,11 @@ hiccups; the daemon must come back by itself, reporting "camera lost since T" me
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -25,12 +27,15 @@ from homesec.config import Config
 from homesec.events import Event, EventTracker
 from homesec.live import LivePublisher
 from homesec.motion import MotionDetector
+from homesec.retention import prune
 from homesec.sdnotify import Notifier
 from homesec.snapshot import save_snapshot
 from homesec.status import write_status
 from homesec.store import Store
 
 log = logging.getLogger("homesec.daemon")
+
+SWEEP_EVERY_S = 3600.0  # retention sweep: at start-up, then hourly
 
 
 @dataclass
@@ -69,12 +74,40 @@ class EventRecorder(threading.Thread):
         self.q.put(None)
         self.join(timeout)
 
+    def _open_store(self) -> Store:
+        """The database, retried until it opens (a locked or briefly unreadable file): events
+        wait in the queue meanwhile, none is dropped."""
+        delay = 1.0
+        while True:
+            try:
+                return Store(self.cfg.paths.db_path)
+            except sqlite3.Error as exc:
+                log.error("recorder cannot open the database (%s); retrying in %g s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _sweep(self, store: Store, media: Path) -> None:
+        try:
+            prune(store, media, self.cfg.events)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("retention sweep failed: %s", exc)
+
     def run(self) -> None:
-        store = Store(self.cfg.paths.db_path)
         media = self.cfg.paths.media
         media.mkdir(parents=True, exist_ok=True)
+        store = self._open_store()
+        next_sweep = 0.0
         try:
-            while (job := self.q.get()) is not None:
+            while True:
+                if time.monotonic() >= next_sweep:
+                    self._sweep(store, media)
+                    next_sweep = time.monotonic() + SWEEP_EVERY_S
+                try:
+                    job = self.q.get(timeout=max(0.1, next_sweep - time.monotonic()))
+                except queue.Empty:
+                    continue
+                if job is None:
+                    break
                 try:
                     self._record(store, media, job)
                 except Exception:
@@ -98,9 +131,12 @@ class EventRecorder(threading.Thread):
                                             ev_cfg.thumb_width, day_of=f["start_wall"])
             except (OSError, ValueError) as exc:
                 # Disk full, media dir gone, encoder failure: the event row and its alert matter
-                # more than the picture, so they are still written (without a snapshot).
+                # more than the picture, so they are still written (without a snapshot). A full
+                # disk also triggers the retention sweep, so the next event has room again.
                 log.error("snapshot of the event not saved (%s); recording the event without it",
                           exc)
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    self._sweep(store, media)
         if job.kind == "start":
             ev.id, armed = store.add_event(self.cfg.camera.name, f["start_wall"], f["peak"],
                                            f["boxes"], f["union"], snap, thumb, f["frames"])
@@ -289,7 +325,7 @@ class Daemon:
         if self.live.due():
             try:
                 self.live.publish(frame.color())
-            except OSError as exc:
+            except Exception as exc:  # OSError, cv2.error: the live view must not stop capture
                 log.warning("cannot publish live frame: %s", exc)
         self._watchdog()
 

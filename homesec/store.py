@@ -327,6 +327,16 @@ class Store:
             c.execute("DELETE FROM events WHERE id = ?", (event_id,))
         return _event_row(r)
 
+    def prunable_events(self, before_ts: float | None, limit: int) -> list[EventRow]:
+        """Oldest first: finished events (started before `before_ts`, if given) whose alert, if
+        any, is no longer waiting to be sent. What the retention sweep may delete."""
+        rows = self.conn.execute(
+            "SELECT * FROM events e WHERE end_ts IS NOT NULL AND (? IS NULL OR start_ts < ?)"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id"
+            " AND o.status = 'pending') ORDER BY start_ts LIMIT ?",
+            (before_ts, before_ts, limit)).fetchall()
+        return [_event_row(r) for r in rows]
+
     def count_events(self) -> int:
         """How many events are stored."""
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])

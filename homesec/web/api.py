@@ -14,12 +14,12 @@ from typing import Any, NoReturn
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 
+from homesec.media import remove_event_files, resolve
 from homesec.store import ArmStatus, EventRow, Store
 from homesec.web import stream
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error
-from homesec.web.media import remove_event_files, resolve
 from homesec.web.status import arm_json, event_json, status
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

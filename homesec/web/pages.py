@@ -14,10 +14,10 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from homesec import accounts
+from homesec.media import remove_event_files
 from homesec.web.api import MAX_DELAY_S, arm
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
-from homesec.web.media import remove_event_files
 from homesec.web.status import event_json, status
 
 bp = Blueprint("pages", __name__)

@@ -1,7 +1,7 @@
 """Event files on disk, reached only through paths resolved inside the media directory.
 
 Why: the database holds paths relative to the media dir; a damaged or tampered row (`../../etc`)
-must never make the web process read or delete a file elsewhere.
+must never make the web process or the retention sweep read or delete a file elsewhere.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from homesec.store import EventRow
 
-log = logging.getLogger("homesec.web")
+log = logging.getLogger("homesec.media")
 
 
 def resolve(media_dir: Path, rel: str | None) -> Path | None:
