@@ -36,6 +36,7 @@ from homesec.store import Store
 log = logging.getLogger("homesec.daemon")
 
 SWEEP_EVERY_S = 3600.0  # retention sweep: at start-up, then hourly
+RECORD_ATTEMPTS = 5  # each waits out the 10 s busy timeout, then 1, 2, 4, 8 s more
 
 
 @dataclass
@@ -108,12 +109,26 @@ class EventRecorder(threading.Thread):
                     continue
                 if job is None:
                     break
-                try:
-                    self._record(store, media, job)
-                except Exception:
-                    log.exception("could not record event (%s)", job.kind)
+                self._record_retrying(store, media, job)
         finally:
             store.close()
+
+    def _record_retrying(self, store: Store, media: Path, job: _Job) -> None:
+        """Record a job; a database locked for longer than the busy timeout (someone holding a
+        write transaction open) is waited out a few more times before the event is given up."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                self._record(store, media, job)
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt + 1 == RECORD_ATTEMPTS:
+                    log.error("event %s not recorded, database unusable: %s", job.kind, exc)
+                    return
+                log.warning("database busy (%s); retrying the event %s", exc, job.kind)
+                time.sleep(min(2.0**attempt, 10.0))
+            except Exception:
+                log.exception("could not record event (%s)", job.kind)
+                return
 
     def _record(self, store: Store, media: Path, job: _Job) -> None:
         ev, f = job.event, job.snapshot

@@ -9,6 +9,7 @@ forward by numbered migrations, so an upgrade on a Pi keeps its history.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -160,6 +161,10 @@ def connect(db_path: Path | str, timeout_s: float = 10.0) -> sqlite3.Connection:
     """Open the database (creating it), WAL mode, foreign keys on, rows as sqlite3.Row."""
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    if not db_path.exists():
+        # Password and token hashes live here: only the owner may read it, whatever the umask
+        # (SQLite gives its -wal and -shm files the same mode).
+        os.close(os.open(db_path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(db_path, timeout=timeout_s, isolation_level=None,
                            check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -243,14 +248,31 @@ class Store:
             deadline: float | None = now + delay_s
         else:
             state, deadline = "disarmed", None
-        with self.transaction() as c:
-            c.execute(
-                "UPDATE arm_state SET state = ?, deadline_ts = ?, changed_ts = ?, changed_by = ? "
-                "WHERE id = 1", (state, deadline, now, by),
-            )
-            c.execute("INSERT INTO arm_log (state, deadline_ts, ts, by) VALUES (?, ?, ?, ?)",
-                      (state, deadline, now, by))
+        with self.transaction():
+            self._write_arm(state, deadline, now, by)
         return self.arm_status(now)
+
+    def arm(self, by: str, delay_s: float = 0.0, now: float | None = None) -> ArmStatus:
+        """Arm with an exit delay, deciding and writing in one transaction (two phones tapping at
+        once see one outcome). Already armed: nothing changes (re-arming must not open a new
+        exit delay in which alerts are off). Arming: only a shorter delay moves the deadline."""
+        now = time.time() if now is None else now
+        with self.transaction():
+            current = self.arm_status(now)
+            keep = current.state == "armed" or (
+                current.state == "arming" and current.deadline_ts is not None
+                and current.deadline_ts <= now + delay_s)
+            if not keep:
+                self._write_arm("arming" if delay_s > 0 else "armed", now + delay_s, now, by)
+        return self.arm_status(now)
+
+    def _write_arm(self, state: str, deadline: float | None, now: float, by: str) -> None:
+        self.conn.execute(
+            "UPDATE arm_state SET state = ?, deadline_ts = ?, changed_ts = ?, changed_by = ? "
+            "WHERE id = 1", (state, deadline, now, by),
+        )
+        self.conn.execute("INSERT INTO arm_log (state, deadline_ts, ts, by) VALUES (?, ?, ?, ?)",
+                          (state, deadline, now, by))
 
     # ---- events ----------------------------------------------------------------------------
 

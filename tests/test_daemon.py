@@ -311,3 +311,27 @@ def test_event_across_midnight_keeps_one_pair_of_files(make_config) -> None:
     files = sorted(str(p.relative_to(cfg.paths.media)) for p in cfg.paths.media.rglob("*.jpg"))
     assert files == sorted([row.snapshot, row.thumb]), files
     assert cv2.imread(str(cfg.paths.media / row.snapshot)).mean() > 150  # the better picture
+
+
+def test_event_waits_out_a_locked_database(make_config) -> None:
+    """Someone holds a write lock for longer than SQLite's 10 s busy timeout: the event still
+    lands. (Real time at 5 fps: the person crosses at 5 s, the lock goes at 21 s.)"""
+    cfg = make_config(camera={"realtime": True, "fps": 5})
+    Store(cfg.paths.db_path).close()
+    blocker = sqlite3.connect(cfg.paths.db_path, isolation_level=None, check_same_thread=False)
+    release = threading.Timer(20.0, lambda: blocker.execute("COMMIT"))
+
+    class LockingCamera(LimitedCamera):
+        def read(self) -> Frame:
+            frame = super().read()
+            if frame.index == 5:  # after start-up, before the person crosses
+                blocker.execute("BEGIN IMMEDIATE")
+                release.start()
+            return frame
+
+    try:
+        Daemon(cfg, camera=LockingCamera(demo_camera(cfg), int(24 * cfg.camera.fps))).run()
+    finally:
+        release.join()
+    (ev,) = Store(cfg.paths.db_path).events()
+    assert ev.end_ts is not None and ev.snapshot

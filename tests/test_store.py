@@ -14,6 +14,8 @@ def test_new_database_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
     store = Store(tmp_path / "s" / "homesec.db")
     assert schema_version(store.conn) == len(MIGRATIONS)
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for f in (tmp_path / "s").iterdir():  # the db and its -wal/-shm: owner only
+        assert f.stat().st_mode & 0o077 == 0, f
     store.close()
     # Opening again applies nothing and keeps data.
     again = Store(tmp_path / "s" / "homesec.db")
@@ -76,3 +78,15 @@ def test_events_paging_and_delete(tmp_path: Path) -> None:
     assert store.delete_event(ids[0]).id == ids[0]
     assert store.delete_event(ids[0]) is None
     assert store.count_events() == 4
+
+
+def test_arm_never_reopens_an_exit_delay(tmp_path: Path) -> None:
+    store = Store(tmp_path / "homesec.db")
+    st = store.arm("alice", delay_s=60, now=1000.0)
+    assert st.state == "arming" and st.deadline_ts == 1060.0
+    # A longer delay while arming keeps the earlier deadline; a shorter one moves it earlier.
+    assert store.arm("bob", delay_s=120, now=1010.0).deadline_ts == 1060.0
+    assert store.arm("bob", delay_s=10, now=1010.0).deadline_ts == 1020.0
+    # Armed: arming again with a delay must not open a window without alerts.
+    assert store.arm("carol", delay_s=60, now=1030.0).state == "armed"
+    assert store.arm_status(now=1031.0).armed

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 
 from homesec.media import remove_event_files, resolve
-from homesec.store import ArmStatus, EventRow, Store
+from homesec.store import EventRow
 from homesec.web import stream
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
@@ -78,19 +78,6 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     return value
 
 
-def arm(store: Store, delay_s: float, by: str) -> ArmStatus:
-    """Arm with an exit delay. Already armed: nothing changes (re-arming must not open a new
-    exit delay in which alerts are off). Arming: a shorter delay moves the deadline earlier."""
-    now = time.time()
-    current = store.arm_status(now)
-    if current.state == "armed":
-        return current
-    if current.state == "arming" and current.deadline_ts is not None \
-            and current.deadline_ts <= now + delay_s:
-        return current
-    return store.set_arm(True, by=by, delay_s=delay_s, now=now)
-
-
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The API description."""
@@ -107,7 +94,7 @@ def get_status() -> Response:
 def post_arm() -> Response:
     """Arm after delay_s seconds (default: alarm.exit_delay_s)."""
     delay = _delay(_json_body({"delay_s"}))
-    st = arm(get_store(), delay, identity().label)
+    st = get_store().arm(identity().label, delay_s=delay)
     return jsonify(arm_json(st, time.time()))
 
 

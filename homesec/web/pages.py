@@ -15,7 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from homesec import accounts
 from homesec.media import remove_event_files
-from homesec.web.api import MAX_DELAY_S, arm
+from homesec.web.api import MAX_DELAY_S
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
 from homesec.web.status import event_json, status
@@ -59,7 +59,7 @@ def arm_form() -> Any:
             abort(400, "The exit delay must be a whole number of seconds.")
         if not 0 <= delay <= MAX_DELAY_S:
             abort(400, f"The exit delay must be between 0 and {MAX_DELAY_S} seconds.")
-    arm(get_store(), delay, identity().label)
+    get_store().arm(identity().label, delay_s=delay)
     return redirect(url_for("pages.home"))
 
 
