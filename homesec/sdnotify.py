@@ -34,13 +34,3 @@ class Notifier:
             return
         with contextlib.suppress(OSError):
             self.sock.sendto(message.encode(), self.addr)
-
-    def watchdog_interval_s(self) -> float | None:
-        """Half of WatchdogSec (systemd's advice), or None when no watchdog is configured."""
-        usec = os.environ.get("WATCHDOG_USEC")
-        if not usec or not usec.isdigit():
-            return None
-        pid = os.environ.get("WATCHDOG_PID")
-        if pid and pid.isdigit() and int(pid) != os.getpid():
-            return None
-        return int(usec) / 1e6 / 2

@@ -20,7 +20,7 @@ from homesec.web import stream
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error
-from homesec.web.status import arm_json, event_json, status
+from homesec.web.overview import arm_json, event_json, status
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -18,7 +18,7 @@ from homesec.media import remove_event_files
 from homesec.web.api import MAX_DELAY_S
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
-from homesec.web.status import event_json, status
+from homesec.web.overview import event_json, status
 
 bp = Blueprint("pages", __name__)
 
