@@ -182,6 +182,21 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def statements(script: str) -> list[str]:
+    """Split an SQL script into statements the way SQLite's parser sees them (a ';' inside a
+    string literal or a trigger body does not end a statement). executescript() would commit
+    on its own, which a migration inside our transaction must not do."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {buf.strip()[:60]!r}")
+    return out
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration the file lacks, each in its own transaction; return the version."""
     version = schema_version(conn)
@@ -194,9 +209,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if schema_version(conn) == i:  # another process may have migrated meanwhile
-                for stmt in MIGRATIONS[i].split(";"):
-                    if stmt.strip():
-                        conn.execute(stmt)
+                for stmt in statements(MIGRATIONS[i]):
+                    conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={i + 1}")
             conn.execute("COMMIT")
         except BaseException:

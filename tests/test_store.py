@@ -90,3 +90,18 @@ def test_arm_never_reopens_an_exit_delay(tmp_path: Path) -> None:
     # Armed: arming again with a delay must not open a window without alerts.
     assert store.arm("carol", delay_s=60, now=1030.0).state == "armed"
     assert store.arm_status(now=1031.0).armed
+
+
+def test_migration_statements_split_like_sqlite() -> None:
+    from homesec.store import statements
+
+    script = """
+    CREATE TABLE t (a TEXT DEFAULT 'x;y');
+    CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET a = 'z;'; END;
+    INSERT INTO t VALUES ('1');
+    """
+    assert len(statements(script)) == 3
+    conn = sqlite3.connect(":memory:")
+    for stmt in statements(script):
+        conn.execute(stmt)
+    assert conn.execute("SELECT a FROM t").fetchone()[0] == "z;"
