@@ -44,6 +44,7 @@ Why each step (the physics behind it):
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -116,6 +117,12 @@ GLOBAL_CHANGE_FRAC = 0.9
 # over LIGHT_GAIN_STEP between background and frame is a light change (exposure, lamp, cloud).
 GAIN_ROBUST = 0.04
 LIGHT_GAIN_STEP = 0.12
+# A new changed region is motion only if some of it changed abruptly: at least FRESH_MIN_PX
+# half-size pixels differ from the frame FRESH_S ago by more than the flicker threshold. Once
+# found, a region stays found while it overlaps the last frame's objects.
+FRESH_S = 0.25
+FRESH_MIN_PX = 3
+FRESH_SHARE = 0.25
 
 
 @dataclass
@@ -235,6 +242,10 @@ class MotionDetector:
         self._dev = np.full((dh, dw), NOISE_INIT, np.float32)
         self._rest = np.zeros((dh, dw), np.float32)
         self._prev_slow: np.ndarray | None = None
+        self._hist: deque[np.ndarray] = deque(maxlen=max(1, round(FRESH_S * self.fps)))
+        self._objects2: np.ndarray | None = None
+        self._abrupt = np.zeros((dh // 2, dw // 2), np.uint8)
+        self._thresh_ff2 = np.full((dh // 2, dw // 2), 255, np.uint8)
         self._thresh = np.full((dh, dw), NOISE_FLOOR, np.uint8)
         self._thresh_ff = self._thresh
         self._fg = np.zeros((dh, dw), np.uint8)
@@ -289,6 +300,7 @@ class MotionDetector:
         self._thresh = cv2.max(t8, NOISE_FLOOR / self.cfg.sensitivity)
         # Frame-to-frame differences carry the noise of two frames: a wider threshold for flicker.
         self._thresh_ff = cv2.convertScaleAbs(self._thresh, alpha=FLICKER_K)
+        self._thresh_ff2 = cv2.resize(self._thresh_ff, self._half, interpolation=cv2.INTER_AREA)
         # Noise variance per structure-test block (half-size pixels average 4: variance / 4).
         bw, bh = self._blocks
         nd = cv2.resize(self._dev[: bh * BLOCK, : bw * BLOCK], (bw, bh), interpolation=cv2.INTER_AREA)
@@ -352,6 +364,7 @@ class MotionDetector:
         if self._stable >= self._warmup_frames or self._frames >= self._warmup_max:
             self._warm = False
             self._refresh_threshold()
+        self._remember(cur)
         return MotionResult(motion=False, warming_up=True)
 
     # ----------------------------------------------------------------- the structure test
@@ -448,6 +461,7 @@ class MotionDetector:
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
         if n_changed < self._min_px:
+            self._remember(cur)
             self._learn(cur, gain, None)
             return MotionResult(motion=False)
 
@@ -490,6 +504,7 @@ class MotionDetector:
                 cv2.accumulateWeighted(cur, self._bg, self._a_after)
                 self._refresh_background()
                 self._fg_any = False
+                self._remember(cur)
                 return MotionResult(motion=False)
             if n_kept:
                 # Local light (a sun patch, headlights, a shadow): not motion, here and in the next
@@ -521,19 +536,34 @@ class MotionDetector:
         area = 0.0
         min_px2 = self._min_px / 4.0
         sx, sy = 2.0 * self._sx, 2.0 * self._sy
+        cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
+        full = bool(self._hist)
+        if full:
+            fresh = cv2.compare(cv2.absdiff(cur2, self._hist[0]), self._thresh_ff2, cv2.CMP_GT)
+            self._abrupt = cv2.bitwise_and(cv2.bitwise_or(self._abrupt, fresh), changed2)
         for cnt in contours:
             a = cv2.contourArea(cnt)
             if a < min_px2:
                 continue
+            if full:
+                x, y, w, h = cv2.boundingRect(cnt)
+                prev = self._objects2
+                old = prev is not None and cv2.countNonZero(prev[y : y + h, x : x + w]) > 0
+                nf = cv2.countNonZero(self._abrupt[y : y + h, x : x + w])
+                if not old and nf < max(FRESH_MIN_PX, FRESH_SHARE * a):
+                    continue
             objects.append(cnt)
             area += a
             x, y, w, h = cv2.boundingRect(cnt)
             boxes.append((int(x * sx), int(y * sy), math.ceil((w + 1) * sx), math.ceil((h + 1) * sy)))
         fg = None
+        self._hist.append(cur2)
+        self._objects2 = None
         if objects:
             # Objects are excluded from learning; specks (leaves, noise) teach the noise level.
             fg2[:] = 0
             cv2.drawContours(fg2, objects, -1, 255, -1)
+            self._objects2 = fg2.copy()
             fg = cv2.resize(fg2, self._down.size, interpolation=cv2.INTER_NEAREST)
             q = cv2.resize(fg2, self._coarse_steps[1], interpolation=cv2.INTER_AREA)
             q = cv2.resize(q, self._coarse_steps[2], interpolation=cv2.INTER_AREA)
@@ -544,6 +574,12 @@ class MotionDetector:
         area_pct = 100.0 * 4.0 * area / self._npx
         return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
 
+    def _remember(self, cur: np.ndarray) -> None:
+        """Keep the half-size frame for the freshness test; no objects in this frame."""
+        self._hist.append(cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA))
+        self._objects2 = None
+        self._abrupt[:] = 0
+
     def _relearning(self, cur: np.ndarray, light: bool) -> MotionResult:
         """After a light change: pull the background to the new picture quickly, report nothing."""
         cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
@@ -551,6 +587,7 @@ class MotionDetector:
         self._fg_any = False
         self._after = self._aftermath_frames
         self._prev_slow = None  # the light change is not flicker
+        self._remember(cur)
         return MotionResult(motion=False, light_change=light)
 
     def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None) -> None:
