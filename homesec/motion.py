@@ -578,7 +578,6 @@ class MotionDetector:
         """Keep the half-size frame for the freshness test; no objects in this frame."""
         self._hist.append(cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA))
         self._objects2 = None
-        self._abrupt[:] = 0
 
     def _relearning(self, cur: np.ndarray, light: bool) -> MotionResult:
         """After a light change: pull the background to the new picture quickly, report nothing."""
@@ -588,6 +587,7 @@ class MotionDetector:
         self._after = self._aftermath_frames
         self._prev_slow = None  # the light change is not flicker
         self._remember(cur)
+        self._abrupt[:] = 0
         return MotionResult(motion=False, light_change=light)
 
     def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None) -> None:
