@@ -45,9 +45,10 @@ Why each step (the physics behind it):
   flagged, and stays flagged while it stays changed; a new changed region is motion only once a
   quarter of it is flagged, and a region found once stays found while it overlaps the last
   frame's objects (a person who stops). The flags accumulate, so a slow object is found once its
-  edge has swept a quarter of its area. The price: a slow, faint object is judged like creeping
-  shading (20 grey levels darker than a clean wall and crossing the picture in over a minute: found
-  seconds late, or not at all).
+  edge has swept a quarter of its area. The price: a new object must differ from the background
+  by about 1.5 thresholds (the flicker threshold) where one used to do, and a slow, faint object
+  is judged like creeping shading (20 grey levels darker than a clean wall and crossing the
+  picture in over a minute: found seconds late, or not at all).
 - Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
   15 fps Pi stream and a 30 fps file behave alike.
 """
