@@ -5,7 +5,7 @@ other frame rates, sizes, noise, exposure, tone curves, clouds. A detector tuned
 pass them by luck (the 2 s tolerance of the scoring hides an event that starts early on shading,
 say). This replays every clip under each transformation and scores each variant with the same
 rules as ../shared/tools/score_clips.py (its own functions, loaded with runpy), so a change to
-homesec/motion.py can be judged on some 60 cases instead of 4.
+homesec/motion.py can be judged on 60 cases instead of 4.
 
 Variants (applied to the luma plane, the detector's only input):
 - decimN: every Nth frame, the frame rate passed as fps/N (a slower camera; labels stay valid
@@ -16,6 +16,7 @@ Variants (applied to the luma plane, the detector's only input):
 - scaleF: frames resized by F (a smaller or larger sensor mode);
 - noiseS: Gaussian sensor noise of sigma S grey levels added (fresh per frame, seeded);
 - dark: brightness x0.4 plus noise sigma 3 (a dim scene: less signal, the same read noise);
+- flat: contrast x0.3 around mid-grey plus noise sigma 2 (fog, a washed-out lens: faint objects);
 - gammaG: a different tone curve, out = 255 * (in / 255) ** G;
 - ramp: the whole picture darkens by 30 % over 2 s, starting 1.5 s into the clip's longest quiet
   stretch (a cloud, a slow auto-exposure), and stays so;
@@ -28,7 +29,7 @@ interval (event start - labelled start, s; negative = began early) and the false
 counts, then totals. `--save FILE` writes the results as JSON, `--baseline FILE` prints a saved
 run's totals next to this run's (before/after a change).
 
-Run: `.venv/bin/python benchmarks/detector_robustness.py` (about two minutes on the dev machine).
+Run: `.venv/bin/python benchmarks/detector_robustness.py` (about 30 s on the dev machine).
 """
 
 from __future__ import annotations
@@ -82,6 +83,15 @@ def _noise(sigma: float, scale: float = 1.0) -> Callable[[dict[str, Any]], Trans
             return np.clip(out + 0.5, 0, 255).astype(np.uint8)
         return tf
     return make
+
+
+def _flat(clip: dict[str, Any]) -> Transform:
+    """Contrast x0.3 around mid-grey, noise sigma 2: everything faint (fog, a washed-out lens)."""
+    noisy = _noise(2.0)(clip)
+
+    def tf(luma: np.ndarray, t: float) -> np.ndarray:
+        return noisy(cv2.convertScaleAbs(luma, alpha=0.3, beta=0.7 * 128), t)
+    return tf
 
 
 def _resize(f: float) -> Callable[[dict[str, Any]], Transform]:
@@ -152,6 +162,7 @@ VARIANTS = [
     Variant("dark", make=_noise(3.0, scale=0.4)),
     Variant("gamma0.6", make=_gamma(0.6)),
     Variant("gamma1.6", make=_gamma(1.6)),
+    Variant("flat", make=_flat),
     Variant("ramp", make=_ramp),
     Variant("shadow", make=_shadow),
 ]
