@@ -5,7 +5,7 @@ the camera's size: downscale (halvings with area averaging, OpenCV's fast path; 
 an input that is already small) -> global brightness gain -> difference with the running
 background outside each pixel's neighbourhood range -> threshold by what each pixel does by
 itself (noise, restlessness) -> at half size: 2x2 vote, structure test when much changed,
-closing, outer contours -> boxes in input-frame coordinates.
+closing, outer contours, abrupt-change test for new regions -> boxes in input-frame coordinates.
 
 Why each step (the physics behind it):
 - Per-pixel noise. A dark room is noisy, a bright wall is not, compression flickers around edges:
@@ -37,6 +37,18 @@ Why each step (the physics behind it):
   whose textured blocks all kept their structure (a shadow or a reflection on a wall), are removed
   from the changed pixels. The structure test runs only when there is candidate change, and at most every
   other frame while the change grows steadily.
+- Abrupt change. On an untextured wall the structure test has nothing to judge, and a soft shadow
+  (someone between a lamp and the wall, out of view) looks like a plain-coloured object. What
+  tells them apart is how the change arrives: a body's edge is sharp, so a pixel it passes jumps
+  from background to body within a frame or two, while a soft shadow's penumbra creeps over each
+  pixel. A pixel that changed by more than its flicker threshold within the last quarter second is
+  flagged, and stays flagged while it stays changed; a new changed region is motion only once a
+  quarter of it is flagged, and a region found once stays found while it overlaps the last
+  frame's objects (a person who stops). The flags accumulate, so a slow object is found once its
+  edge has swept a quarter of its area. The price: a new object must differ from the background
+  by about 1.5 thresholds (the flicker threshold) where one used to do, and a slow, faint object
+  is judged like creeping shading (20 grey levels darker than a clean wall and crossing the
+  picture in over a minute: found seconds late, or not at all).
 - Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
   15 fps Pi stream and a 30 fps file behave alike.
 """
@@ -44,6 +56,7 @@ Why each step (the physics behind it):
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -116,6 +129,12 @@ GLOBAL_CHANGE_FRAC = 0.9
 # over LIGHT_GAIN_STEP between background and frame is a light change (exposure, lamp, cloud).
 GAIN_ROBUST = 0.04
 LIGHT_GAIN_STEP = 0.12
+# Abrupt change: a pixel that differs from the frame ABRUPT_S ago by more than its flicker
+# threshold stays flagged while it stays changed. A new changed region is motion only when at least
+# ABRUPT_SHARE of it is flagged (a shadow's soft edge creeps over an untextured wall, a body's edge
+# jumps); once found, a region stays found while it overlaps the last frame's objects.
+ABRUPT_S = 0.25
+ABRUPT_SHARE = 0.25
 
 
 @dataclass
@@ -235,6 +254,12 @@ class MotionDetector:
         self._dev = np.full((dh, dw), NOISE_INIT, np.float32)
         self._rest = np.zeros((dh, dw), np.float32)
         self._prev_slow: np.ndarray | None = None
+        # The last ABRUPT_S of (detection-size) frames; the objects found in the last frame and
+        # the abrupt-change flags, at half size.
+        self._recent: deque[np.ndarray] = deque(maxlen=max(1, round(ABRUPT_S * self.fps)))
+        self._found2: np.ndarray | None = None
+        self._abrupt2 = np.zeros((dh // 2, dw // 2), np.uint8)
+        self._thresh_ff2 = np.full((dh // 2, dw // 2), 255, np.uint8)
         self._thresh = np.full((dh, dw), NOISE_FLOOR, np.uint8)
         self._thresh_ff = self._thresh
         self._fg = np.zeros((dh, dw), np.uint8)
@@ -289,6 +314,7 @@ class MotionDetector:
         self._thresh = cv2.max(t8, NOISE_FLOOR / self.cfg.sensitivity)
         # Frame-to-frame differences carry the noise of two frames: a wider threshold for flicker.
         self._thresh_ff = cv2.convertScaleAbs(self._thresh, alpha=FLICKER_K)
+        self._thresh_ff2 = cv2.resize(self._thresh_ff, self._half, interpolation=cv2.INTER_AREA)
         # Noise variance per structure-test block (half-size pixels average 4: variance / 4).
         bw, bh = self._blocks
         nd = cv2.resize(self._dev[: bh * BLOCK, : bw * BLOCK], (bw, bh), interpolation=cv2.INTER_AREA)
@@ -352,6 +378,7 @@ class MotionDetector:
         if self._stable >= self._warmup_frames or self._frames >= self._warmup_max:
             self._warm = False
             self._refresh_threshold()
+        self._remember(cur)
         return MotionResult(motion=False, warming_up=True)
 
     # ----------------------------------------------------------------- the structure test
@@ -448,6 +475,7 @@ class MotionDetector:
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
         if n_changed < self._min_px:
+            self._remember(cur)
             self._learn(cur, gain, None)
             return MotionResult(motion=False)
 
@@ -490,6 +518,7 @@ class MotionDetector:
                 cv2.accumulateWeighted(cur, self._bg, self._a_after)
                 self._refresh_background()
                 self._fg_any = False
+                self._remember(cur)
                 return MotionResult(motion=False)
             if n_kept:
                 # Local light (a sun patch, headlights, a shadow): not motion, here and in the next
@@ -521,19 +550,38 @@ class MotionDetector:
         area = 0.0
         min_px2 = self._min_px / 4.0
         sx, sy = 2.0 * self._sx, 2.0 * self._sy
+        judge = bool(self._recent)
+        if judge:
+            # Abrupt change (see ABRUPT_S): flag pixels that jumped within the last quarter second,
+            # keep the flags while the pixels stay changed.
+            cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
+            old2 = cv2.resize(self._recent[0], self._half, interpolation=cv2.INTER_AREA)
+            jumped = cv2.compare(cv2.absdiff(cur2, old2), self._thresh_ff2, cv2.CMP_GT)
+            self._abrupt2 = cv2.bitwise_and(cv2.bitwise_or(self._abrupt2, jumped), changed2)
         for cnt in contours:
             a = cv2.contourArea(cnt)
             if a < min_px2:
                 continue
+            x, y, w, h = cv2.boundingRect(cnt)
+            if judge:
+                # A new region whose change crept in is shading (a soft shadow or light on an
+                # untextured wall, where the structure test has nothing to judge): it is learnt
+                # into the background like any quiet pixel. A found one stays found (a person
+                # who stops, a plain-coloured car that slows down).
+                roi = (slice(y, y + h), slice(x, x + w))
+                found = self._found2 is not None and cv2.countNonZero(self._found2[roi]) > 0
+                if not found and cv2.countNonZero(self._abrupt2[roi]) < max(1.0, ABRUPT_SHARE * a):
+                    continue
             objects.append(cnt)
             area += a
-            x, y, w, h = cv2.boundingRect(cnt)
             boxes.append((int(x * sx), int(y * sy), math.ceil((w + 1) * sx), math.ceil((h + 1) * sy)))
         fg = None
+        self._remember(cur)
         if objects:
             # Objects are excluded from learning; specks (leaves, noise) teach the noise level.
             fg2[:] = 0
             cv2.drawContours(fg2, objects, -1, 255, -1)
+            self._found2 = fg2.copy()
             fg = cv2.resize(fg2, self._down.size, interpolation=cv2.INTER_NEAREST)
             q = cv2.resize(fg2, self._coarse_steps[1], interpolation=cv2.INTER_AREA)
             q = cv2.resize(q, self._coarse_steps[2], interpolation=cv2.INTER_AREA)
@@ -544,6 +592,12 @@ class MotionDetector:
         area_pct = 100.0 * 4.0 * area / self._npx
         return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
 
+    def _remember(self, cur: np.ndarray) -> None:
+        """Keep the frame for the abrupt-change test (a reference: `cur` is never written to);
+        no objects found in it unless the caller says so after."""
+        self._recent.append(cur)
+        self._found2 = None
+
     def _relearning(self, cur: np.ndarray, light: bool) -> MotionResult:
         """After a light change: pull the background to the new picture quickly, report nothing."""
         cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
@@ -551,6 +605,8 @@ class MotionDetector:
         self._fg_any = False
         self._after = self._aftermath_frames
         self._prev_slow = None  # the light change is not flicker
+        self._remember(cur)
+        self._abrupt2[:] = 0  # the light change is not abrupt change either
         return MotionResult(motion=False, light_change=light)
 
     def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None) -> None:

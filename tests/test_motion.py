@@ -277,3 +277,38 @@ def test_a_person_who_stops_stays_found() -> None:
         results.append(det.update(scene.frame(scene.with_object((300 + sway, 100, 50, 140)))))
     late = results[int(2 * fps):]
     assert sum(r.motion for r in late) >= 0.9 * len(late)
+
+
+@pytest.mark.parametrize("fps", [15.0, 30.0])
+def test_soft_shading_on_a_plain_wall_is_not_motion_but_a_plain_object_is(fps: float) -> None:
+    """A shadow with a soft edge darkening an untextured wall over two seconds and drifting (a
+    person or a curtain between a lamp and the wall, out of view) has no texture to judge it by;
+    what gives it away is that no pixel changes abruptly. A plain-coloured object with a sharp edge
+    sliding slowly onto the same wall, as dark as the shadow, does change pixels abruptly: motion."""
+    scene = Scene()
+    wall = (0, 0, 320, 360)
+    scene.bg[: wall[3], : wall[2]] = 150.0  # an untextured wall: the left half
+    det = warmed(scene, fps)
+    shade = np.zeros((scene.h, scene.w), np.float32)
+    cv2.ellipse(shade, (150, 230), (70, 110), 0, 0, 360, 1.0, -1)
+    shade = cv2.GaussianBlur(shade, (0, 0), 25.0)
+    frames = []
+    n = int(6 * fps)
+    for k in range(n):
+        depth = 0.25 * min(1.0, k / fps / 2.0)  # 25 % darker within two seconds
+        moved = np.roll(shade, int(12 * k / fps), axis=1)  # drifting 12 px/s
+        frames.append(scene.frame(gain=1.0 - depth * moved))
+    results = feed(det, frames)
+    assert events_started(results, fps) == [], "the soft shadow raised an event"
+    # The shadow goes; then a plain object (as dark as the shadow's core) slides in from the left.
+    feed(det, [scene.frame() for _ in range(int(3 * fps))])
+    later = []
+    for k in range(int(3 * fps)):
+        x = -60 + int(40 * k / fps)  # 40 px/s: a slow walker at this size
+        img = scene.bg.copy()
+        cv2.rectangle(img, (x, 120), (x + 60, 320), 105.0, -1)
+        later.append(det.update(scene.frame(img)))
+    starts = events_started(later, fps)
+    assert starts and starts[0] < 1.0, f"the object was found late or never: {starts}"
+    box = (max(0, -60 + int(40 * 2.9)), 120, 60, 200)
+    assert later[-1].motion and max(overlap(b, box) for b in later[-1].boxes) > 0.5
