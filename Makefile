@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench score clean
+.PHONY: demo test lint bench robustness score clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detector.py
+
+robustness: $(STAMP)
+	$(BIN)/python benchmarks/detector_robustness.py
 
 score: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH ../shared/tools/score_clips.py -v --detector 'homesec analyze {video} --fps {fps} --json'
