@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from homesec import __version__
@@ -159,6 +160,11 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_time(ts: float | None) -> str:
+    """A timestamp as local date and time, '-' for none."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     """Create, list or revoke API bearer tokens."""
     from homesec import accounts
@@ -176,9 +182,12 @@ def cmd_token(args: argparse.Namespace) -> int:
             print(f"token {info.id} '{info.name}' created; it is shown only now "
                   "(send it as 'Authorization: Bearer <token>')", file=sys.stderr)
         elif args.action == "list":
-            for t in accounts.list_tokens(store):
-                print(f"{t.id}\t{t.name}\tcreated {t.created_ts:.0f}\tlast used "
-                      f"{t.last_used_ts or '-'}")
+            tokens = accounts.list_tokens(store)
+            if not tokens:
+                print("no tokens (homesec token create NAME makes one)", file=sys.stderr)
+            for t in tokens:
+                print(f"{t.id}\t{t.name}\tcreated {_local_time(t.created_ts)}\tlast used "
+                      f"{_local_time(t.last_used_ts)}")
         elif not accounts.revoke_token(store, args.id):
             raise CLIError(f"no token {args.id}")
         else:
@@ -279,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `homesec analyze clip.mp4 --json | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

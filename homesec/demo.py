@@ -109,10 +109,25 @@ def wait_for_web(web: subprocess.Popen[bytes], port: int, timeout_s: float = 15.
     return False
 
 
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound (another program answering there would otherwise
+    look like our web UI starting)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def run_demo(root: Path, port: int = 8080, seconds: float | None = None) -> int:
     """Run the daemon on the demo scene and the web UI until Ctrl-C (or `seconds`)."""
     from homesec.daemon import Daemon
 
+    if not port_free(port):
+        print(f"homesec demo: port {port} on 127.0.0.1 is in use; stop what uses it or pick "
+              f"another: homesec demo --port 8081", file=sys.stderr)
+        return 2
     path, cfg = prepare(root, port)
     password = demo_password(path.parent, cfg)
     stop = threading.Event()

@@ -148,6 +148,12 @@ class MotionResult:
     warming_up: bool = False
 
 
+def clip_box(x: int, y: int, w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """A box scaled up from the detection grid, kept inside the input frame."""
+    x, y = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
+    return (x, y, max(1, min(w, width - x)), max(1, min(h, height - y)))
+
+
 def mask_image(masks: list[MaskConfig], width: int, height: int) -> np.ndarray | None:
     """A uint8 image, 0 where excluded, 255 where examined; None when there are no masks."""
     if not masks:
@@ -574,7 +580,8 @@ class MotionDetector:
                     continue
             objects.append(cnt)
             area += a
-            boxes.append((int(x * sx), int(y * sy), math.ceil((w + 1) * sx), math.ceil((h + 1) * sy)))
+            boxes.append(clip_box(int(x * sx), int(y * sy), math.ceil((w + 1) * sx),
+                                  math.ceil((h + 1) * sy), self._in_shape[1], self._in_shape[0]))
         fg = None
         self._remember(cur)
         if objects:

@@ -60,6 +60,7 @@ def test_json_events_match_the_scene(video: Path) -> None:
         assert ev["peak_area_pct"] > 0.5
         for x, y, w, h in ev["boxes"]:
             assert 0 <= x < 640 and 0 <= y < 360 and w > 0 and h > 0
+            assert x + w <= 640 and y + h <= 360, "box reaches past the frame edge"
 
 
 def test_fps_flag_sets_the_timebase(video: Path) -> None:

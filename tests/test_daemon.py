@@ -99,6 +99,8 @@ def test_events_recorded_with_snapshots(make_config) -> None:
         for x, y, w, h in ev.boxes:
             assert x >= 0 and y >= 0 and x + w <= cfg.camera.width and y + h <= cfg.camera.height
         assert max(h for _x, _y, _w, h in ev.boxes) > 0.3 * cfg.camera.height
+        ux, uy, uw, uh = ev.union_box
+        assert ux >= 0 and uy >= 0 and ux + uw <= cfg.camera.width and uy + uh <= cfg.camera.height
         snap = cv2.imread(str(cfg.paths.media / ev.snapshot))
         thumb = cv2.imread(str(cfg.paths.media / ev.thumb))
         assert snap is not None and snap.shape[:2] == (cfg.camera.height, cfg.camera.width)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,8 +156,10 @@ def test_cli_tokens(cfg_file: Path, tmp_path: Path) -> None:
     store.close()
     listing = _cli(cfg_file, "token", "list")
     assert "garage script" in listing.stdout and secret not in listing.stdout
+    assert time.strftime("%Y-%m-%d") in listing.stdout  # a date a person can read
     assert _cli(cfg_file, "token", "revoke", "1").returncode == 0
     assert _cli(cfg_file, "token", "revoke", "1").returncode == 2
+    assert "no tokens" in _cli(cfg_file, "token", "list").stderr
     store = Store(tmp_path / "state" / "homesec.db")
     assert accounts.check_token(store, secret) is None
     store.close()
