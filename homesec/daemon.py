@@ -281,6 +281,7 @@ class Daemon:
     def start_workers(self) -> None:
         """Start the recorder and any other background workers."""
         self.recorder.start()
+        self.workers.append(self.live)
         if self.cfg.mail.enabled:
             from homesec.mailer import OutboxWorker
 
@@ -338,10 +339,7 @@ class Daemon:
         if upd.ended is not None:
             self.recorder.put("end", upd.ended)
         if self.live.due():
-            try:
-                self.live.publish(frame.color())
-            except Exception as exc:  # OSError, cv2.error: the live view must not stop capture
-                log.warning("cannot publish live frame: %s", exc)
+            self.live.submit(frame.color())  # encoded in the live thread, never here
         self._watchdog()
 
     def run(self) -> None:
