@@ -19,11 +19,18 @@
 
   const $ = (id) => document.getElementById(id);
   // The countdown runs on this device's monotonic clock from the server's `remaining_s`, so a
-  // phone whose clock is off still counts down correctly.
+  // phone whose clock is off still counts down correctly. The local deadline is set when an
+  // answer arrives (never before the server's deadline, so ARMED is never shown early), only
+  // moves earlier while the same arming runs (a later, slower answer cannot make it rise), and
+  // the number shown never exceeds the delay that was asked for.
   const mono = () => performance.now() / 1000;
-  let current = { state: stateBox.dataset.state, changed_ts: null, changed_by: "" };
+  let current = { state: stateBox.dataset.state, changed_ts: null, changed_by: "",
+    deadline_ts: parseFloat(stateBox.dataset.deadline) || null,
+    delay_s: parseFloat(stateBox.dataset.delay) || null };
   let localDeadline = stateBox.dataset.state === "arming"
     ? mono() + (parseFloat(stateBox.dataset.remaining) || 0) : null;
+  let armSeq = 0; // bumped by every arm/disarm: a status poll sent before it is stale
+  let confirmed = false; // the local countdown ran out and a poll was asked for
   let topEvent = null;
 
   function fmtTime(ts) {
@@ -35,8 +42,13 @@
   }
 
   function setArm(arm) {
+    const sameArming = arm.state === "arming" && current.state === "arming" &&
+      arm.deadline_ts === current.deadline_ts && localDeadline != null;
+    let deadline = arm.state === "arming" && arm.remaining_s != null ? mono() + arm.remaining_s : null;
+    if (sameArming && deadline != null) deadline = Math.min(deadline, localDeadline);
+    if (!sameArming) confirmed = false;
     current = arm;
-    localDeadline = arm.state === "arming" && arm.remaining_s != null ? mono() + arm.remaining_s : null;
+    localDeadline = deadline;
     drawArm();
   }
 
@@ -45,13 +57,20 @@
     let left = null;
     if (state === "arming") {
       left = localDeadline == null ? 0 : localDeadline - mono();
-      if (left <= 0) state = "armed";
+      if (left <= 0) {
+        state = "armed";
+        if (!confirmed) { confirmed = true; poll(); } // the server says so too, or corrects us
+      }
     }
     stateBox.className = `state state-${state}`;
     stateBox.dataset.state = state;
     $("state-label").textContent = state.toUpperCase();
     $("countdown").hidden = state !== "arming";
-    if (state === "arming") $("countdown-s").textContent = String(Math.ceil(left));
+    if (state === "arming") {
+      let shown = Math.ceil(left);
+      if (current.delay_s != null) shown = Math.min(shown, Math.ceil(current.delay_s));
+      $("countdown-s").textContent = String(Math.max(1, shown));
+    }
     if (current.changed_ts) $("changed").textContent = `since ${fmtTime(current.changed_ts)} by ${current.changed_by}`;
     $("arm-form").hidden = state !== "disarmed";
     $("disarm-form").hidden = state === "disarmed";
@@ -135,11 +154,12 @@
 
   let offline = false;
   async function poll() {
+    const seq = armSeq;
     try {
       const st = await api("GET", "/status");
       if (offline && !document.hidden) startLive(); // the server is back: its streams ended
       offline = false;
-      setArm(st.arm);
+      if (seq === armSeq) setArm(st.arm); // else an arm/disarm answered meanwhile: it is newer
       renderHealth(st);
       const le = st.last_event;
       const key = le ? `${le.id}:${le.end_ts}` : "none";
@@ -153,7 +173,8 @@
     const body = raw === "" ? {} : { delay_s: Number(raw) };
     const btn = $("arm-button");
     btn.disabled = true;
-    try { setArm(await api("POST", "/arm", body)); showError(""); }
+    armSeq++;
+    try { const arm = await api("POST", "/arm", body); armSeq++; setArm(arm); showError(""); }
     catch (err) { showError(`Could not arm: ${err.message}`); }
     finally { btn.disabled = false; }
   });
@@ -162,7 +183,8 @@
     e.preventDefault();
     const btn = $("disarm-button");
     btn.disabled = true;
-    try { setArm(await api("POST", "/disarm")); showError(""); }
+    armSeq++;
+    try { const arm = await api("POST", "/disarm"); armSeq++; setArm(arm); showError(""); }
     catch (err) { showError(`Could not disarm: ${err.message}`); }
     finally { btn.disabled = false; }
   });

@@ -8,6 +8,7 @@ the owner must see as clearly as "camera lost".
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from typing import Any
@@ -18,12 +19,23 @@ from homesec.store import ArmStatus, EventRow, Store
 
 
 def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
-    """The arm state as JSON, with the seconds left while arming."""
-    remaining = None
-    if st.state == "arming" and st.deadline_ts is not None:
-        remaining = max(0.0, round(st.deadline_ts - now, 1))
-    return {"state": st.state, "armed": st.armed, "deadline_ts": st.deadline_ts,
-            "remaining_s": remaining, "changed_ts": st.changed_ts, "changed_by": st.changed_by}
+    """The arm state as JSON, with the seconds left while arming.
+
+    `now` must be taken after `st` was read: a request that took its time before reading (a busy
+    machine, a lock) would otherwise report more seconds left than there are. The seconds left
+    never exceed the exit delay that was asked for (`delay_s`), whatever the clocks did."""
+    state, remaining, delay = st.state, None, None
+    if state == "arming" and st.deadline_ts is not None:
+        delay = max(0.0, st.deadline_ts - st.changed_ts)
+        left = st.deadline_ts - now
+        if left <= 0:
+            state = "armed"
+        else:
+            # rounded up: a page counting down from it never shows ARMED before the deadline
+            remaining = min(math.ceil(left * 10) / 10, delay)
+    return {"state": state, "armed": state == "armed", "deadline_ts": st.deadline_ts,
+            "remaining_s": remaining, "delay_s": delay, "changed_ts": st.changed_ts,
+            "changed_by": st.changed_by}
 
 
 def event_json(ev: EventRow) -> dict[str, Any]:
@@ -69,11 +81,12 @@ def disk_json(cfg: Config) -> dict[str, Any]:
 
 def status(cfg: Config, store: Store) -> dict[str, Any]:
     """Everything the home page shows at a glance."""
-    now = time.time()
+    arm = store.arm_status()
+    now = time.time()  # after the read: see arm_json
     last = store.events(limit=1)
     return {
         "server_ts": now,
-        "arm": arm_json(store.arm_status(now), now),
+        "arm": arm_json(arm, now),
         "exit_delay_s": cfg.alarm.exit_delay_s,
         "camera": camera_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,

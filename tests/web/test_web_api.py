@@ -81,6 +81,19 @@ def test_arm(browser: Browser, store: Store, body: object, state: str,
         assert abs(st.deadline_ts - time.time() - remaining) < 2
 
 
+def test_seconds_left_never_exceed_the_delay_asked() -> None:
+    """A status request that took its time before reading the state (a loaded machine) once
+    reported 3.5 s left of a 3 s delay, and the page showed "armed in 4 s"."""
+    from homesec.store import ArmStatus
+    from homesec.web.overview import arm_json
+
+    st = ArmStatus("arming", deadline_ts=1003.0, changed_ts=1000.0, changed_by="owner")
+    assert arm_json(st, now=999.2)["remaining_s"] == 3.0  # `now` from before the arm
+    assert arm_json(st, now=1000.96)["remaining_s"] == 2.1  # rounded up: never ARMED early
+    done = arm_json(st, now=1003.0)
+    assert done["state"] == "armed" and done["armed"] and done["remaining_s"] is None
+
+
 def test_exit_delay_enforced_from_stored_deadline(browser: Browser, store: Store) -> None:
     browser.api("POST", "/arm", json={"delay_s": 1})
     deadline = store.arm_status().deadline_ts
