@@ -371,7 +371,7 @@ migrate_db() {
 import os, sys
 os.umask(0o027)
 from homesec.config import load
-from homesec.store import Store
+from homesec.storage.store import Store
 path = load(sys.argv[1]).paths.db_path
 path.parent.mkdir(parents=True, exist_ok=True)
 Store(path).close()
@@ -382,9 +382,9 @@ Store(path).close()
 web_password_set() {
     runuser -u "$SVC_USER" -- "$VENV/bin/python" -c '
 import sys
-from homesec import accounts
+from homesec.web import accounts
 from homesec.config import load
-from homesec.store import Store
+from homesec.storage.store import Store
 cfg = load(sys.argv[1])
 store = Store(cfg.paths.db_path)
 try:

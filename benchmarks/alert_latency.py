@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from homesec.camera.base import Frame
 from homesec.camera.demo import crossing_at
+from homesec.capture.daemon import Daemon
 from homesec.config import parse
-from homesec.credentials import PASSWORD_ENV
-from homesec.daemon import Daemon
-from homesec.store import Store
+from homesec.storage.store import Store
+from homesec.system.credentials import PASSWORD_ENV
 from tests.conftest import wait_for
 from tests.mail_support import (
     PASSWORD,

@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 
 from homesec.camera.demo import CROSSING_START_S, DemoScene
+from homesec.capture.motion import MotionDetector
 from homesec.config import MotionConfig
-from homesec.motion import MotionDetector
 
 SIZES = [(320, 240), (640, 480), (1280, 720), (1920, 1080)]  # 320x240: a Pi lores plane
 N_FRAMES = 48  # distinct frames rendered per size (the person crossing), cycled while timing

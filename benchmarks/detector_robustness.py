@@ -5,7 +5,7 @@ other frame rates, sizes, noise, exposure, tone curves, clouds. A detector tuned
 pass them by luck (the 2 s tolerance of the scoring hides an event that starts early on shading,
 say). This replays every clip under each transformation and scores each variant with the same
 rules as ../shared/tools/score_clips.py (its own functions, loaded with runpy), so a change to
-homesec/motion.py can be judged on 60 cases instead of 4.
+homesec/capture/motion.py can be judged on 60 cases instead of 4.
 
 Variants (applied to the luma plane, the detector's only input):
 - decimN: every Nth frame, the frame rate passed as fps/N (a slower camera; labels stay valid
@@ -49,9 +49,9 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import Frame
+from homesec.capture.events import EventTracker
+from homesec.capture.motion import MotionDetector
 from homesec.config import Config
-from homesec.events import EventTracker
-from homesec.motion import MotionDetector
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -27,8 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from homesec import accounts
-from homesec.store import Store
+from homesec.storage.store import Store
+from homesec.web import accounts
 
 VIEWERS = 5
 TICK = os.sysconf("SC_CLK_TCK")

@@ -14,9 +14,9 @@ from typing import Any
 
 from homesec.camera.base import EndOfStream
 from homesec.camera.opencv_source import OpenCVCamera
+from homesec.capture.events import Event, EventTracker
+from homesec.capture.motion import MotionDetector
 from homesec.config import Config
-from homesec.events import Event, EventTracker
-from homesec.motion import MotionDetector
 
 DEFAULT_FPS = 25.0
 

@@ -44,7 +44,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The capture daemon in the foreground."""
-    from homesec.daemon import Daemon
+    from homesec.capture.daemon import Daemon
 
     cfg = load_config(args.config)
     logging.getLogger("homesec").info("%s", summary(cfg))
@@ -109,8 +109,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     else:
         env.pop("HOMESEC_CONFIG", None)
     if cfg.web.auth:
-        from homesec import accounts
-        from homesec.store import Store
+        from homesec.storage.store import Store
+        from homesec.web import accounts
 
         store = Store(cfg.paths.db_path)
         try:
@@ -142,8 +142,8 @@ def _read_new_password() -> str:
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     """Set the owner's web password (argon2id hash in the database)."""
-    from homesec import accounts
-    from homesec.store import Store
+    from homesec.storage.store import Store
+    from homesec.web import accounts
 
     cfg = load_config(args.config)
     password = _read_new_password()
@@ -167,8 +167,8 @@ def _local_time(ts: float | None) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Create, list or revoke API bearer tokens."""
-    from homesec import accounts
-    from homesec.store import Store
+    from homesec.storage.store import Store
+    from homesec.web import accounts
 
     cfg = load_config(args.config)
     store = Store(cfg.paths.db_path)
@@ -199,8 +199,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
     """Send a test email now; on failure one line: what went wrong and what to do."""
-    from homesec.mailer import outbox_line, send_test
-    from homesec.smtp_send import MailError
+    from homesec.alerts.smtp import MailError
+    from homesec.alerts.worker import outbox_line, send_test
 
     cfg = load_config(args.config)
     if not (cfg.mail.host or cfg.mail.catch_dir):

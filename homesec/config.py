@@ -338,7 +338,7 @@ def load(path: Path | str | None) -> Config:
 
 def summary(cfg: Config) -> str:
     """A one-line description for `check-config` and start-up logs (no secrets)."""
-    from homesec.credentials import redact_url
+    from homesec.system.credentials import redact_url
 
     cam = cfg.camera
     src = cam.source if cam.source != "opencv" else f"opencv {redact_url(cam.device)}"

@@ -69,8 +69,8 @@ def demo_password(root: Path, cfg: Config) -> str:
 
     Why not `web.auth = false`: the demo should show the appliance as it ships, login included;
     a generated password printed on the terminal needs no manual step and stays on 127.0.0.1."""
-    from homesec import accounts
-    from homesec.store import Store
+    from homesec.storage.store import Store
+    from homesec.web import accounts
 
     pw_file = root / "web-password.txt"
     try:
@@ -122,7 +122,7 @@ def port_free(port: int) -> bool:
 
 def run_demo(root: Path, port: int = 8080, seconds: float | None = None) -> int:
     """Run the daemon on the demo scene and the web UI until Ctrl-C (or `seconds`)."""
-    from homesec.daemon import Daemon
+    from homesec.capture.daemon import Daemon
 
     if not port_free(port):
         print(f"homesec demo: port {port} on 127.0.0.1 is in use; stop what uses it or pick "

@@ -18,11 +18,11 @@ import pytest
 
 from homesec.camera.base import CameraError, EndOfStream, Frame
 from homesec.camera.demo import DemoCamera, crossing_intervals
+from homesec.capture.daemon import Daemon, EventRecorder
+from homesec.capture.events import Event
+from homesec.capture.status import read_status
 from homesec.config import Config
-from homesec.daemon import Daemon, EventRecorder
-from homesec.events import Event
-from homesec.status import read_status
-from homesec.store import Store
+from homesec.storage.store import Store
 from tests.conftest import homesec_cmd, wait_for, write_config
 
 
@@ -236,7 +236,7 @@ def _full_disk_at(path: Path) -> Path:
 
 
 def test_write_atomic_on_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
-    from homesec.atomic import write_atomic
+    from homesec.system.atomic import write_atomic
 
     target = tmp_path / "snap.jpg"
     tmp = _full_disk_at(target)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from homesec.camera.base import Frame
+from homesec.capture.events import EventTracker
+from homesec.capture.motion import MotionResult
 from homesec.config import EventsConfig
-from homesec.events import EventTracker
-from homesec.motion import MotionResult
 
 FPS = 10.0
 

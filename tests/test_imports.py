@@ -12,7 +12,7 @@ FAKES = str(Path(__file__).parent / "fakes")
 
 
 def test_importing_homesec_does_not_import_picamera2() -> None:
-    code = ("import sys, homesec.cli, homesec.daemon, homesec.camera; "
+    code = ("import sys, homesec.cli, homesec.capture.daemon, homesec.camera; "
             "from homesec.config import Config; homesec.camera.make_camera(Config().camera); "
             "sys.exit('picamera2' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={"PYTHONPATH": FAKES},

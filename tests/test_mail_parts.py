@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from homesec import outbox
+from homesec.alerts import outbox
+from homesec.alerts.compose import AlertItem, compose_alert
+from homesec.alerts.worker import OutboxWorker, backoff_s
 from homesec.camera.demo import DemoScene
+from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config, ConfigError, load, parse
-from homesec.credentials import PASSWORD_ENV, Secret, redact, smtp_password
-from homesec.mail_compose import AlertItem, compose_alert
-from homesec.mailer import OutboxWorker, backoff_s
-from homesec.snapshot import save_snapshot
-from homesec.store import Store
+from homesec.storage.store import Store
+from homesec.system.credentials import PASSWORD_ENV, Secret, redact, smtp_password
 
 
 def _jpeg_parts(msg: object) -> tuple[list[object], list[object]]:

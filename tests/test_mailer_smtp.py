@@ -19,15 +19,15 @@ import cv2
 import numpy as np
 import pytest
 
-from homesec import outbox
+from homesec.alerts import outbox
+from homesec.alerts.smtp import MailError
+from homesec.alerts.worker import OutboxWorker, send_test
 from homesec.camera.demo import DemoScene
+from homesec.capture.daemon import Daemon
+from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config, parse
-from homesec.credentials import PASSWORD_ENV
-from homesec.daemon import Daemon
-from homesec.mailer import OutboxWorker, send_test
-from homesec.smtp_send import MailError
-from homesec.snapshot import save_snapshot
-from homesec.store import Store
+from homesec.storage.store import Store
+from homesec.system.credentials import PASSWORD_ENV
 from tests.conftest import wait_for
 from tests.mail_support import (
     PASSWORD,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from homesec.camera.base import Frame
+from homesec.capture.events import EventTracker
+from homesec.capture.motion import MotionDetector, MotionResult
 from homesec.config import EventsConfig, MaskConfig, MotionConfig
-from homesec.events import EventTracker
-from homesec.motion import MotionDetector, MotionResult
 
 Box = tuple[int, int, int, int]
 

@@ -14,8 +14,8 @@ import pytest
 
 from homesec.camera.base import CameraError, EndOfStream
 from homesec.camera.opencv_source import OpenCVCamera
-from homesec.daemon import Daemon
-from homesec.status import read_status
+from homesec.capture.daemon import Daemon
+from homesec.capture.status import read_status
 from tests.conftest import wait_for
 
 

@@ -13,8 +13,8 @@ import pytest
 from homesec.camera import make_camera
 from homesec.camera.base import CameraError
 from homesec.camera.picam import PicameraCamera
-from homesec.daemon import Daemon
-from homesec.status import read_status
+from homesec.capture.daemon import Daemon
+from homesec.capture.status import read_status
 from tests.conftest import wait_for
 
 FAKES = str(Path(__file__).parent / "fakes")
@@ -79,7 +79,7 @@ def test_daemon_on_picamera2_records_events_and_recovers(fake_picamera2: type, m
     finally:
         stop.set()
         t.join(10)
-    from homesec.store import Store
+    from homesec.storage.store import Store
 
     events = Store(cfg.paths.db_path).events()
     assert events, "the person crossing at 5 s was not recorded"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from homesec.capture.daemon import EventRecorder
 from homesec.config import EventsConfig
-from homesec.daemon import EventRecorder
-from homesec.retention import prune
-from homesec.store import Store
+from homesec.storage.retention import prune
+from homesec.storage.store import Store
 
 DAY = 86400.0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from homesec.store import MIGRATIONS, Store, schema_version
+from homesec.storage.store import MIGRATIONS, Store, schema_version
 
 
 def test_new_database_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_arm_never_reopens_an_exit_delay(tmp_path: Path) -> None:
 
 
 def test_migration_statements_split_like_sqlite() -> None:
-    from homesec.store import statements
+    from homesec.storage.store import statements
 
     script = """
     CREATE TABLE t (a TEXT DEFAULT 'x;y');

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame
-from homesec.credentials import redact_url
+from homesec.system.credentials import redact_url
 
 
 def _open_target(device: str) -> str | int:

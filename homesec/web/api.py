@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 
-from homesec.media import remove_event_files, resolve
-from homesec.store import EventRow
+from homesec.storage.media import remove_event_files, resolve
+from homesec.storage.store import EventRow
 from homesec.web import stream
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store

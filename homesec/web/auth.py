@@ -33,7 +33,7 @@ from flask import (
     url_for,
 )
 
-from homesec import accounts
+from homesec.web import accounts
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error, wants_json
 from homesec.web.security import UNSAFE_METHODS, csrf_ok, csrf_token

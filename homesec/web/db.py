@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 
 from homesec.config import Config
-from homesec.store import Store
+from homesec.storage.store import Store
 
 
 def cfg() -> Config:

@@ -13,9 +13,9 @@ import shutil
 import time
 from typing import Any
 
+from homesec.capture.status import read_status
 from homesec.config import Config
-from homesec.status import read_status
-from homesec.store import ArmStatus, EventRow, Store
+from homesec.storage.store import ArmStatus, EventRow, Store
 
 
 def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:

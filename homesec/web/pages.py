@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from homesec import accounts
-from homesec.media import remove_event_files
+from homesec.storage.media import remove_event_files
+from homesec.web import accounts
 from homesec.web.api import MAX_DELAY_S
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store

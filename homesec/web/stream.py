@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from homesec.live import LIVE_NAME, read_live, request_live
+from homesec.capture.live import LIVE_NAME, read_live, request_live
 
 BOUNDARY = "homesecframe"
 POLL_S = 0.05

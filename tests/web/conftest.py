@@ -23,11 +23,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from homesec import accounts
+from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config, parse
-from homesec.snapshot import save_snapshot
-from homesec.store import Store
-from homesec.web import create_app
+from homesec.storage.store import Store
+from homesec.web import accounts, create_app
 
 PASSWORD = "correct horse battery"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from homesec.capture.live import LIVE_NAME, WANTED_NAME
 from homesec.config import Config
-from homesec.live import LIVE_NAME, WANTED_NAME
-from homesec.store import Store
+from homesec.storage.store import Store
 from homesec.web import MAX_BODY_BYTES
 
 from .conftest import Browser
@@ -84,7 +84,7 @@ def test_arm(browser: Browser, store: Store, body: object, state: str,
 def test_seconds_left_never_exceed_the_delay_asked() -> None:
     """A status request that took its time before reading the state (a loaded machine) once
     reported 3.5 s left of a 3 s delay, and the page showed "armed in 4 s"."""
-    from homesec.store import ArmStatus
+    from homesec.storage.store import ArmStatus
     from homesec.web.overview import arm_json
 
     st = ArmStatus("arming", deadline_ts=1003.0, changed_ts=1000.0, changed_by="owner")

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from homesec import accounts
 from homesec.config import Config
-from homesec.store import Store
-from homesec.web import create_app
+from homesec.storage.store import Store
+from homesec.web import accounts, create_app
 from homesec.web.security import SECRET_NAME
 
 from .conftest import PASSWORD, Browser, csrf_from, make_config

@@ -167,7 +167,7 @@ def test_live_view_goes_on_after_the_stream_limit(tmp_path: Path) -> None:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    from homesec.atomic import write_atomic
+    from homesec.system.atomic import write_atomic
 
     from .conftest import free_port
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from homesec import accounts
 from homesec.config import Config
-from homesec.store import Store
+from homesec.storage.store import Store
+from homesec.web import accounts
 
 from .conftest import Browser
 

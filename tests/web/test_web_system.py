@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from homesec.store import Store
+from homesec.storage.store import Store
 
 from .conftest import System
 

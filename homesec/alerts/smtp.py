@@ -15,9 +15,9 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from homesec.atomic import write_atomic
 from homesec.config import MailConfig
-from homesec.credentials import WHERE_TO_PUT_IT, Secret, redact
+from homesec.system.atomic import write_atomic
+from homesec.system.credentials import WHERE_TO_PUT_IT, Secret, redact
 
 
 class MailError(Exception):

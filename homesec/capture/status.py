@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from homesec.atomic import write_atomic
+from homesec.system.atomic import write_atomic
 
 STATUS_NAME = "status.json"
 # The daemon rewrites the file every second while its loop runs (and on every reconnect attempt);

@@ -19,14 +19,14 @@ import threading
 import time
 from email.utils import make_msgid
 
-from homesec import outbox
+from homesec.alerts import outbox
+from homesec.alerts.compose import AlertItem, compose_alert, compose_test
+from homesec.alerts.smtp import MailError, deliver, where
 from homesec.config import Config
-from homesec.credentials import Secret, redact, smtp_password
-from homesec.mail_compose import AlertItem, compose_alert, compose_test
-from homesec.smtp_send import MailError, deliver, where
-from homesec.store import Store
+from homesec.storage.store import Store
+from homesec.system.credentials import Secret, redact, smtp_password
 
-log = logging.getLogger("homesec.mailer")
+log = logging.getLogger("homesec.alerts.worker")
 
 POLL_S = 0.25  # how often the outbox is looked at: the bulk of the alert latency budget
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from homesec.alerts.smtp import sender_address
 from homesec.config import Config
-from homesec.smtp_send import sender_address
 
 MAX_THUMBS = 12  # more folded-in events are listed as text only
 SNAPSHOT_CID = "snapshot@homesec"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from homesec.store import EventRow
+from homesec.storage.store import EventRow
 
-log = logging.getLogger("homesec.media")
+log = logging.getLogger("homesec.storage.media")
 
 
 def resolve(media_dir: Path, rel: str | None) -> Path | None:

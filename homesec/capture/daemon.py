@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from homesec.camera import Camera, CameraError, EndOfStream, Frame, make_camera
+from homesec.capture.events import Event, EventTracker
+from homesec.capture.live import LivePublisher
+from homesec.capture.motion import MotionDetector
+from homesec.capture.snapshot import save_snapshot
+from homesec.capture.status import write_status
 from homesec.config import Config
-from homesec.events import Event, EventTracker
-from homesec.live import LivePublisher
-from homesec.motion import MotionDetector
-from homesec.retention import prune
-from homesec.sdnotify import Notifier
-from homesec.snapshot import save_snapshot
-from homesec.status import write_status
-from homesec.store import Store
+from homesec.storage.retention import prune
+from homesec.storage.store import Store
+from homesec.system.sdnotify import Notifier
 
-log = logging.getLogger("homesec.daemon")
+log = logging.getLogger("homesec.capture.daemon")
 
 SWEEP_EVERY_S = 3600.0  # retention sweep: at start-up, then hourly
 RECORD_ATTEMPTS = 5  # each waits out the 10 s busy timeout, then 1, 2, 4, 8 s more
@@ -283,7 +283,7 @@ class Daemon:
         self.recorder.start()
         self.workers.append(self.live)
         if self.cfg.mail.enabled:
-            from homesec.mailer import OutboxWorker
+            from homesec.alerts.worker import OutboxWorker
 
             self.workers.append(OutboxWorker(self.cfg, self.stop))
         for w in self.workers:

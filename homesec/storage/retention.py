@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from homesec.config import EventsConfig
-from homesec.media import remove_event_files
-from homesec.store import Store
+from homesec.storage.media import remove_event_files
+from homesec.storage.store import Store
 
-log = logging.getLogger("homesec.retention")
+log = logging.getLogger("homesec.storage.retention")
 
 BATCH = 50  # events per transaction when deleting by age
 DISK_BATCH = 10  # when freeing space: small steps, so no more goes than needed

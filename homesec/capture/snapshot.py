@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from homesec.atomic import write_atomic
+from homesec.system.atomic import write_atomic
 
 Box = tuple[int, int, int, int]
 

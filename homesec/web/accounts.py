@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from homesec.store import Store, row_id_ok
+from homesec.storage.store import Store, row_id_ok
 
 OWNER = "owner"
 MIN_PASSWORD_LEN = 8

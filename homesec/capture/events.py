@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from homesec.camera.base import Frame
+from homesec.capture.motion import MotionResult
 from homesec.config import EventsConfig
-from homesec.motion import MotionResult
 
 Box = tuple[int, int, int, int]
 

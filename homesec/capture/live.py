@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from homesec.atomic import write_atomic
+from homesec.system.atomic import write_atomic
 
 if TYPE_CHECKING:
     import numpy as np
 
-log = logging.getLogger("homesec.live")
+log = logging.getLogger("homesec.capture.live")
 
 LIVE_NAME = "live.jpg"
 WANTED_NAME = "live.wanted"
@@ -102,7 +102,7 @@ class LivePublisher(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        from homesec.snapshot import encode_jpeg, thumbnail  # OpenCV: daemon side only
+        from homesec.capture.snapshot import encode_jpeg, thumbnail  # OpenCV: daemon side only
 
         while True:
             with self._cond:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from homesec.store import Store
+from homesec.storage.store import Store
 
 MAX_EVENTS_PER_MESSAGE = 50
 DELETED_EVENT = "the event was deleted before its alert went out"

@@ -1,0 +1,2 @@
+"""Storage: the SQLite store (schema, migrations), media files, retention.
+"""
