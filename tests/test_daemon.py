@@ -18,8 +18,9 @@ import pytest
 
 from homesec.camera.base import CameraError, EndOfStream, Frame
 from homesec.camera.demo import DemoCamera, crossing_intervals
-from homesec.capture.daemon import Daemon, EventRecorder
+from homesec.capture.daemon import Daemon
 from homesec.capture.events import Event
+from homesec.capture.recorder import EventRecorder
 from homesec.capture.status import read_status
 from homesec.config import Config
 from homesec.storage.store import Store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from homesec.capture.daemon import EventRecorder
+from homesec.capture.recorder import EventRecorder
 from homesec.config import EventsConfig
 from homesec.storage.retention import prune
 from homesec.storage.store import Store
