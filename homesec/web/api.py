@@ -20,6 +20,7 @@ from homesec.web import stream
 from homesec.web.auth import identity
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error
+from homesec.web.media_response import send_media
 from homesec.web.overview import arm_json, event_json, status
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -147,7 +148,7 @@ def _event_file(event_id: int, which: str) -> Response:
     path = resolve(cfg().paths.media, getattr(_event(event_id), which))
     if path is None or not path.is_file():
         return json_error(404, f"event {event_id} has no {which} file")
-    return send_file(path, mimetype="image/jpeg", max_age=0)
+    return send_media(path, "image/jpeg")
 
 
 @bp.get("/events/<int:event_id>/snapshot.jpg")
