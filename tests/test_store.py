@@ -52,7 +52,7 @@ def test_alert_queued_only_when_armed(tmp_path: Path) -> None:
     store = Store(tmp_path / "homesec.db")
     eid, queued = store.add_event("cam", 100.0, 2.0, [[1, 2, 3, 4]], [1, 2, 3, 4], None, None, 5)
     assert not queued
-    store.set_arm(True, by="t", delay_s=0)
+    store.set_arm(True, by="t", delay_s=0, now=150.0)  # (events before the armed time never alert)
     eid2, queued2 = store.add_event("cam", 200.0, 3.0, [], None, "a.jpg", "a.t.jpg", 5)
     assert queued2
     rows = store.conn.execute("SELECT event_id, status FROM outbox").fetchall()

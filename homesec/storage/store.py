@@ -90,22 +90,85 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN batch INTEGER;
     CREATE INDEX outbox_batch ON outbox(batch);
     """,
+    # 3 (alarm): the alarm state machine's row (homesec/alarm/machine.py: five states, snooze,
+    # the event waiting in the entry delay, when the schedule last ran); the audit log, which
+    # absorbs arm_log (kept as a view for old readers); outbox rows that are not motion (health
+    # and tamper alerts carry their own title and text); what the alarm made of each event;
+    # request counters for rate limits; the health conditions already alerted.
+    """
+    CREATE TABLE alarm_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL
+            CHECK (state IN ('disarmed', 'arming', 'armed', 'pending', 'triggered')),
+        deadline_ts REAL,
+        armed_ts REAL,
+        changed_ts REAL NOT NULL,
+        changed_by TEXT NOT NULL,
+        snooze_until REAL,
+        event_id INTEGER,
+        schedule_checked_ts REAL
+    );
+    INSERT INTO alarm_state (id, state, deadline_ts, armed_ts, changed_ts, changed_by)
+        SELECT 1, state, deadline_ts,
+               CASE state WHEN 'armed' THEN COALESCE(deadline_ts, changed_ts)
+                          WHEN 'arming' THEN deadline_ts END,
+               changed_ts, changed_by FROM arm_state;
+    DROP TABLE arm_state;
+    ALTER TABLE alarm_state RENAME TO arm_state;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        action TEXT NOT NULL,
+        who TEXT NOT NULL,
+        client TEXT,
+        detail TEXT,
+        state TEXT
+    );
+    CREATE INDEX audit_ts ON audit(ts);
+    INSERT INTO audit (ts, action, who, detail, state)
+        SELECT ts, CASE state WHEN 'disarmed' THEN 'disarm' ELSE 'arm' END, by,
+               'from the arm log before the audit log', state FROM arm_log ORDER BY id;
+    DROP TABLE arm_log;
+    CREATE VIEW arm_log AS
+        SELECT id, state, NULL AS deadline_ts, ts, who AS by FROM audit
+        WHERE action IN ('arm', 'disarm');
+    ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'motion';
+    ALTER TABLE outbox ADD COLUMN title TEXT;
+    ALTER TABLE outbox ADD COLUMN body TEXT;
+    ALTER TABLE events ADD COLUMN alarm TEXT;
+    CREATE TABLE request_hits (
+        bucket TEXT NOT NULL,
+        client TEXT NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX request_hits_client ON request_hits(bucket, client, ts);
+    CREATE TABLE health_alerts (
+        condition TEXT PRIMARY KEY,
+        since_ts REAL NOT NULL,
+        alerted_ts REAL
+    );
+    """,
 ]
 
 
 @dataclass
 class ArmStatus:
-    """The arm state as seen at a given time; an expired 'arming' reads as 'armed'."""
+    """The alarm state as seen at a given time (homesec/alarm/machine.py): an expired 'arming'
+    reads as 'armed', an expired entry delay as 'triggered'. `snooze_until` is a time, `inf`
+    for "until disarmed", or None."""
 
     state: str
     deadline_ts: float | None
     changed_ts: float
     changed_by: str
+    armed_ts: float | None = None
+    snooze_until: float | None = None
+    event_id: int | None = None
 
     @property
     def armed(self) -> bool:
-        """True when alerts go out."""
-        return self.state == "armed"
+        """True when the house is armed (armed, pending or triggered): motion is an intrusion."""
+        return self.state in ("armed", "pending", "triggered")
 
 
 @dataclass
@@ -124,6 +187,7 @@ class EventRow:
     motion_frames: int
     armed: bool
     interrupted: bool
+    alarm: str | None = None  # what the alarm made of it: alert, pending, disarmed_in_time, ...
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for the API)."""
@@ -134,6 +198,7 @@ class EventRow:
             "has_snapshot": self.snapshot is not None, "motion_frames": self.motion_frames,
             "armed": self.armed, "interrupted": self.interrupted,
             "in_progress": self.end_ts is None and not self.interrupted,
+            "alarm": self.alarm,
         }
 
 
@@ -154,6 +219,7 @@ def _event_row(r: sqlite3.Row) -> EventRow:
         union_box=json.loads(r["union_box"]) if r["union_box"] else None,
         snapshot=r["snapshot"], thumb=r["thumb"], motion_frames=r["motion_frames"],
         armed=bool(r["armed"]), interrupted=bool(r["interrupted"]),
+        alarm=r["alarm"] if "alarm" in r.keys() else None,
     )
 
 
@@ -242,51 +308,32 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
-    # ---- arm state -------------------------------------------------------------------------
+    # ---- arm state (the machine in homesec/alarm/machine.py, persisted by alarm/persist.py) --
 
     def arm_status(self, now: float | None = None) -> ArmStatus:
-        """The arm state now; 'arming' past its deadline is reported as 'armed'."""
-        now = time.time() if now is None else now
-        r = self.conn.execute("SELECT * FROM arm_state WHERE id = 1").fetchone()
-        state, deadline = r["state"], r["deadline_ts"]
-        if state == "arming" and deadline is not None and now >= deadline:
-            state = "armed"
-        return ArmStatus(state, deadline, r["changed_ts"], r["changed_by"])
+        """The alarm state now (time-driven changes applied as a reader sees them)."""
+        from homesec.alarm import persist
 
-    def set_arm(self, armed: bool, by: str, delay_s: float = 0.0, now: float | None = None
-                ) -> ArmStatus:
-        """Arm (with an exit delay, stored as a deadline) or disarm (cancels a pending arm)."""
-        now = time.time() if now is None else now
+        return persist.status(self, time.time() if now is None else now)
+
+    def set_arm(self, armed: bool, by: str, delay_s: float = 0.0, now: float | None = None,
+                client: str | None = None) -> ArmStatus:
+        """Arm (with an exit delay, stored as a deadline) or disarm (cancels an arming, an entry
+        delay and a snooze). Arming goes through `arm`: already armed stays armed."""
         if armed:
-            state = "arming" if delay_s > 0 else "armed"
-            deadline: float | None = now + delay_s
-        else:
-            state, deadline = "disarmed", None
-        with self.transaction():
-            self._write_arm(state, deadline, now, by)
-        return self.arm_status(now)
+            return self.arm(by, delay_s=delay_s, now=now, client=client)
+        from homesec.alarm import persist
 
-    def arm(self, by: str, delay_s: float = 0.0, now: float | None = None) -> ArmStatus:
+        return persist.apply(self, "disarm", by=by, now=now, client=client).status
+
+    def arm(self, by: str, delay_s: float = 0.0, now: float | None = None,
+            client: str | None = None) -> ArmStatus:
         """Arm with an exit delay, deciding and writing in one transaction (two phones tapping at
         once see one outcome). Already armed: nothing changes (re-arming must not open a new
         exit delay in which alerts are off). Arming: only a shorter delay moves the deadline."""
-        now = time.time() if now is None else now
-        with self.transaction():
-            current = self.arm_status(now)
-            keep = current.state == "armed" or (
-                current.state == "arming" and current.deadline_ts is not None
-                and current.deadline_ts <= now + delay_s)
-            if not keep:
-                self._write_arm("arming" if delay_s > 0 else "armed", now + delay_s, now, by)
-        return self.arm_status(now)
+        from homesec.alarm import persist
 
-    def _write_arm(self, state: str, deadline: float | None, now: float, by: str) -> None:
-        self.conn.execute(
-            "UPDATE arm_state SET state = ?, deadline_ts = ?, changed_ts = ?, changed_by = ? "
-            "WHERE id = 1", (state, deadline, now, by),
-        )
-        self.conn.execute("INSERT INTO arm_log (state, deadline_ts, ts, by) VALUES (?, ?, ?, ?)",
-                          (state, deadline, now, by))
+        return persist.apply(self, "arm", by=by, delay_s=delay_s, now=now, client=client).status
 
     # ---- events ----------------------------------------------------------------------------
 
@@ -296,21 +343,19 @@ class Store:
         """Record a new (open) event; if armed right now, queue its alert in the same
         transaction. Returns (event id, whether an alert was queued)."""
         now = time.time() if now is None else now
+        from homesec.alarm import persist
+
         with self.transaction() as c:
-            armed = self.arm_status(now).armed
             cur = c.execute(
                 "INSERT INTO events (camera, start_ts, peak_area_pct, boxes, union_box, snapshot,"
                 " thumb, motion_frames, armed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (camera, start_ts, peak_area_pct, json.dumps(boxes),
-                 json.dumps(union) if union else None, snapshot, thumb, motion_frames, armed),
+                 json.dumps(union) if union else None, snapshot, thumb, motion_frames, False),
             )
             event_id = int(cur.lastrowid or 0)
-            if armed:
-                c.execute(
-                    "INSERT INTO outbox (event_id, created_ts, next_attempt_ts) VALUES (?, ?, ?)",
-                    (event_id, now, now),
-                )
-        return event_id, armed
+            # The alarm decides in the same transaction: alert now, wait (entry delay), or not.
+            alerted = persist.motion_in_transaction(self, event_id, start_ts, now)
+        return event_id, alerted
 
     def finish_event(self, event_id: int, end_ts: float, peak_area_pct: float,
                      boxes: list[Any], union: Any, snapshot: str | None, thumb: str | None,
