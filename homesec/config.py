@@ -165,12 +165,73 @@ class PathsConfig(Section):
         return self.media_dir if self.media_dir is not None else self.state_dir / "media"
 
 
+class ScheduleConfig(Section):
+    """One scheduled arm or disarm (`[[alarm.schedule]]`), in the box's local time."""
+
+    action: Literal["arm", "disarm"] = Field(description="what happens at `time`")
+    time: str = Field(description="local time HH:MM (24 h)")
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        min_length=1, description="days of the week it applies to",
+    )
+
+    @field_validator("time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        hh, _, mm = value.partition(":")
+        if not (len(hh) == 2 and len(mm) == 2 and hh.isdigit() and mm.isdigit()
+                and int(hh) < 24 and int(mm) < 60):
+            raise ValueError(f"time must be HH:MM, 00:00 to 23:59 (got {value!r})")
+        return value
+
+
 class AlarmConfig(Section):
     """Arming behaviour."""
 
     exit_delay_s: int = Field(
         default=60, ge=0, le=3600, description="seconds between 'arm' and armed"
     )
+    entry_delay_s: int = Field(
+        default=0, ge=0, le=600,
+        description="seconds between motion while armed and the alert (disarm in time: none)",
+    )
+    triggered_s: int = Field(
+        default=600, ge=10, le=86400,
+        description="how long 'triggered' lasts after the alert before it is back to 'armed'",
+    )
+    camera_lost_alert_s: int = Field(
+        default=60, ge=5, le=86400, description="alert when the camera has been lost this long"
+    )
+    covered_alert_s: float = Field(
+        default=5.0, ge=1.0, le=300.0,
+        description="alert when the picture has stayed uniform (covered, blinded) this long",
+    )
+    disk_alert_free_pct: float = Field(
+        default=5.0, ge=0.0, le=50.0, description="alert when the disk has less free space (0 = off)"
+    )
+    timezone: str = Field(
+        default="", description="IANA zone for schedules, e.g. 'Europe/Berlin'; '' = the box's"
+    )
+    schedule: list[ScheduleConfig] = Field(
+        default_factory=list, description="scheduled arm/disarm changes ([[alarm.schedule]])"
+    )
+    arm_requests_per_min: int = Field(
+        default=30, ge=1, le=600,
+        description="arm/disarm/snooze requests allowed per client and minute (then HTTP 429)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (see `timedatectl list-timezones`)"
+                                 ) from None
+        return value
 
 
 class MailConfig(Section):

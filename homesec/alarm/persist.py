@@ -10,12 +10,15 @@ nothing sent twice).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import sqlite3
 import time
 from dataclasses import dataclass
 
+from homesec.alarm import schedule
 from homesec.alarm.machine import AlarmState, Input, MachineConfig, Outcome, settle, step
+from homesec.alarm.schedule import Entry
 from homesec.storage import audit
 from homesec.storage.store import ArmStatus, Store
 
@@ -193,3 +196,36 @@ def tick(store: Store, now: float | None = None) -> Applied | None:
     if not settle(st, now, machine_cfg(store)).changed:
         return None
     return apply(store, "tick", now=now)
+
+
+def run_schedule(store: Store, entries: list[Entry], tz: dt.tzinfo, exit_delay_s: float,
+                 now: float | None = None) -> Applied | None:
+    """Act on the scheduled change due now, if any (see alarm/schedule.py for the clock rules).
+    Writes only when a point is due or on the first check, so calling it often costs reads."""
+    now = time.time() if now is None else now
+    if not entries:
+        return None
+    _, checked = load(store.conn)
+    if checked is not None and schedule.due(entries, tz, checked, now) is None:
+        return None
+    with store.transaction() as c:
+        st, checked = load(c)
+        point = schedule.due(entries, tz, checked, now)
+        if checked is None or now > checked:
+            c.execute("UPDATE arm_state SET schedule_checked_ts = ? WHERE id = 1", (now,))
+        if point is None:
+            return None
+        last_hand = c.execute("SELECT MAX(ts) FROM audit WHERE action IN ('arm', 'disarm')"
+                              ).fetchone()[0]
+        if last_hand is not None and last_hand > point.ts:
+            return None  # someone changed it by hand after the point: that holds
+        kind = point.entry.action
+        out = step(st, Input(kind, by="schedule", delay_s=exit_delay_s if kind == "arm" else 0),
+                   now, machine_cfg(store))
+        if out.changed:
+            write(c, out.state)
+        alerted = apply_effects(c, out, now)
+        audit.record(c, now, "schedule", "schedule", None,
+                     point.entry.label() + ("" if out.changed else ": already so"),
+                     state=out.state.state)
+    return Applied(to_status(out.state), out, alerted)
