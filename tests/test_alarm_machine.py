@@ -7,7 +7,14 @@ import math
 import pytest
 
 from homesec.alarm.machine import (
-    INPUTS, STATES, TABLE, AlarmState, Input, MachineConfig, settle, step,
+    INPUTS,
+    STATES,
+    TABLE,
+    AlarmState,
+    Input,
+    MachineConfig,
+    settle,
+    step,
 )
 
 CFG = MachineConfig(entry_delay_s=30.0, triggered_s=600.0)

@@ -72,7 +72,7 @@ def store(tmp_path: Path) -> Store:
     s.close()
 
 
-def tick(store: Store, now: float):  # noqa: ANN201
+def tick(store: Store, now: float):
     return persist.run_schedule(store, [ARM_2300, DISARM_0700], BERLIN, 0, now=now)
 
 
@@ -137,7 +137,7 @@ def test_schedule_config_is_checked() -> None:
                 {"action": "arm", "time": "7:00"}, {"action": "arm", "time": "10:00",
                                                     "days": ["someday"]},
                 {"action": "arm", "time": "10:00", "extra": 1}):
-        with pytest.raises(ConfigError, match="alarm.schedule"):
+        with pytest.raises(ConfigError, match=r"alarm\.schedule"):
             parse({"alarm": {"schedule": [bad]}})
-    with pytest.raises(ConfigError, match="alarm.timezone"):
+    with pytest.raises(ConfigError, match=r"alarm\.timezone"):
         parse({"alarm": {"timezone": "Mars/Olympus"}})

@@ -111,7 +111,7 @@ def test_alert_email_subject_link_inline_and_attached_snapshot(tmp_path: Path, s
     msg = compose_alert(cfg, [_item(cfg, scene, 7, ts)], "<m1@test>")
     raw = msg.as_bytes(policy=SMTP)
     parsed = message_from_bytes(raw, policy=default)
-    assert parsed["Subject"] == "Motion at Front door - 14:32:05"
+    assert parsed["Subject"] == "Motion at Front door while armed - 14:32:05"
     assert parsed["Message-ID"] == "<m1@test>"
     plain = parsed.get_body(("plain",)).get_content()
     html = parsed.get_body(("html",)).get_content()
@@ -141,7 +141,7 @@ def test_digest_lists_earlier_events_with_thumbnails(tmp_path: Path, scene: Demo
     t0 = time.mktime((2026, 11, 27, 14, 32, 0, 0, 0, -1))
     items = [_item(cfg, scene, i, t0 + 10 * i) for i in range(1, 5)]
     parsed = message_from_bytes(compose_alert(cfg, items, "<m3@test>").as_bytes(), policy=default)
-    assert parsed["Subject"] == "Motion at Front door - 14:32:40"  # the newest event
+    assert parsed["Subject"] == "Motion at Front door while armed - 14:32:40"  # the newest event
     plain = parsed.get_body(("plain",)).get_content()
     assert "And 3 more events since 14:32:10" in plain
     assert all(f"/events/{i}" in plain for i in range(1, 5))

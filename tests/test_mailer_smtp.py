@@ -107,7 +107,7 @@ def _inject_event(cfg: Config, store: Store, n: int) -> int:
 def _assert_alert(got: Any, cfg: Config, event_id: int) -> None:
     """What the owner sees: subject, the link, the snapshot inline and attached, small enough."""
     msg = got.msg
-    assert str(msg["Subject"]).startswith(f"Motion at {cfg.camera.name} - ")
+    assert str(msg["Subject"]).startswith(f"Motion at {cfg.camera.name} while armed - ")
     assert len(str(msg["Subject"]).rsplit(" - ", 1)[1]) == 8  # HH:MM:SS
     assert sorted(got.rcpt_tos) == sorted(cfg.mail.recipients)
     link = f"{cfg.web.base_url}/events/{event_id}"
@@ -157,6 +157,10 @@ def test_disarmed_event_is_recorded_not_sent_armed_event_sends_exactly_one(
     store = Store(cfg.paths.db_path)
     first = wait_for(lambda: store.events(), 8, what="the first (disarmed) event")[0]
     assert not first.armed and first.snapshot
+    # Arm once the person has left (an event still moving after arming would alert: that is
+    # tests/test_alarm_daemon.py's case).
+    wait_for(lambda: (e := store.event(first.id)) is not None and e.end_ts is not None, 8,
+             what="the first event to end")
     _arm(cfg, True)
     second = wait_for(lambda: [e for e in store.events() if e.id != first.id], 12,
                       what="the second (armed) event")[0]

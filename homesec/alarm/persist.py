@@ -19,11 +19,25 @@ from dataclasses import dataclass
 from homesec.alarm import schedule
 from homesec.alarm.machine import AlarmState, Input, MachineConfig, Outcome, settle, step
 from homesec.alarm.schedule import Entry
+from homesec.config import Config
 from homesec.storage import audit
 from homesec.storage.store import ArmStatus, Store
 
 # Inputs made by someone (written to the audit log); motion and ticks are not.
 AUDITED = {"arm": "arm", "disarm": "disarm", "snooze": "snooze", "unsnooze": "unsnooze"}
+
+
+def machine_config(cfg: Config) -> MachineConfig:
+    """The machine's times from `[alarm]`."""
+    return MachineConfig(entry_delay_s=float(cfg.alarm.entry_delay_s),
+                         triggered_s=float(cfg.alarm.triggered_s))
+
+
+def open_store(cfg: Config) -> Store:
+    """A Store whose alarm decides with this config's entry delay and triggered time."""
+    store = Store(cfg.paths.db_path)
+    store.alarm_cfg = machine_config(cfg)  # type: ignore[attr-defined]
+    return store
 
 
 def machine_cfg(store: Store) -> MachineConfig:

@@ -104,7 +104,7 @@ def entries_from_config(items: list[object]) -> list[Entry]:
     """Entries from the validated `[[alarm.schedule]]` models (see config.ScheduleConfig)."""
     out = []
     for it in items:
-        hh, mm = str(getattr(it, "time")).split(":")
-        days = tuple(DAYS.index(d) for d in getattr(it, "days"))
-        out.append(Entry(str(getattr(it, "action")), int(hh), int(mm), days))
+        hh, mm = str(it.time).split(":")
+        days = tuple(DAYS.index(d) for d in it.days)
+        out.append(Entry(str(it.action), int(hh), int(mm), days))
     return out

@@ -24,6 +24,7 @@ import numpy as np
 
 from homesec.alerts.smtp import sender_address
 from homesec.config import Config
+from homesec.storage.store import Store
 
 MAX_THUMBS = 12  # more folded-in events are listed as text only
 SNAPSHOT_CID = "snapshot@homesec"
@@ -52,8 +53,23 @@ def event_link(cfg: Config, event_id: int) -> str:
 
 
 def subject(item: AlertItem) -> str:
-    """'Motion at Front door - 14:32:05'."""
-    return f"Motion at {item.camera} - {clock(item.start_ts)}"
+    """'Motion at Front door while armed - 14:32:05': what happened, in the alarm's terms."""
+    return f"Motion at {item.camera} while armed - {clock(item.start_ts)}"
+
+
+def alarm_line(store: Store, now: float | None = None) -> str:
+    """The state line of an alert: 'Alarm: triggered since 14:32:05 (armed by owner at 14:00)'."""
+    from homesec.alarm import persist
+
+    st = persist.status(store, time.time() if now is None else now)
+    line = f"Alarm: {st.state} since {clock(st.changed_ts)}"
+    if st.state in ("pending", "triggered") and st.armed_ts is not None:
+        line += f" (armed at {clock(st.armed_ts)})"
+    elif st.changed_by:
+        line += f" (by {st.changed_by})"
+    if st.snooze_until is not None:
+        line += ", alerts snoozed"
+    return line
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -102,7 +118,7 @@ _PLANS: list[tuple[float, int, int]] = [
 
 
 def compose_alert(cfg: Config, items: list[AlertItem], message_id: str,
-                  now: float | None = None) -> EmailMessage:
+                  now: float | None = None, state: str | None = None) -> EmailMessage:
     """The email for one alert or a digest: `items` in time order, the newest is the main one."""
     now = time.time() if now is None else now
     main, earlier = items[-1], items[:-1]
@@ -112,7 +128,7 @@ def compose_alert(cfg: Config, items: list[AlertItem], message_id: str,
     def build(scale: float, quality: int, n_thumbs: int) -> EmailMessage:
         n_thumbs = min(n_thumbs, len(earlier))  # the newest n earlier events get a thumbnail
         return _build(cfg, main, earlier, message_id, now, snap.jpeg(scale, quality),
-                      thumbs[-n_thumbs:] if n_thumbs else [], n_thumbs)
+                      thumbs[-n_thumbs:] if n_thumbs else [], n_thumbs, state)
 
     return fit(build, cfg.mail.max_message_bytes)
 
@@ -138,14 +154,17 @@ def _headers(cfg: Config, msg: EmailMessage, subj: str, message_id: str, now: fl
 
 
 def _build(cfg: Config, main: AlertItem, earlier: list[AlertItem], message_id: str, now: float,
-           jpeg: bytes | None, thumbs: list[bytes | None], n_thumbs: int) -> EmailMessage:
+           jpeg: bytes | None, thumbs: list[bytes | None], n_thumbs: int,
+           state: str | None = None) -> EmailMessage:
     msg = EmailMessage()
     _headers(cfg, msg, subject(main), message_id, now)
     msg["X-Homesec-Events"] = ",".join(str(it.event_id) for it in [*earlier, main])
     day = time.strftime("%a %d %b %Y", time.localtime(main.start_ts))
     link = event_link(cfg, main.event_id)
-    lines = [f"Motion at {main.camera} at {clock(main.start_ts)} ({day}).",
+    lines = [f"Motion at {main.camera} while armed, at {clock(main.start_ts)} ({day}).",
              _duration(main, now), f"See the event: {link}"]
+    if state:
+        lines.insert(1, state)
     if jpeg is None:
         lines.append("(The snapshot could not be included.)")
     if earlier:
@@ -156,8 +175,9 @@ def _build(cfg: Config, main: AlertItem, earlier: list[AlertItem], message_id: s
     msg.set_content("\n".join(lines) + "\n")
 
     esc = html.escape
-    parts = [f"<p><b>Motion at {esc(main.camera)}</b> at {clock(main.start_ts)} ({esc(day)}).<br>"
-             f"{esc(_duration(main, now))}</p>"]
+    parts = [f"<p><b>Motion at {esc(main.camera)}</b> while armed, at {clock(main.start_ts)} "
+             f"({esc(day)}).<br>{esc(_duration(main, now))}"
+             + (f"<br>{esc(state)}" if state else "") + "</p>"]
     if jpeg is not None:
         parts.append(f'<p><a href="{esc(link)}"><img src="cid:{SNAPSHOT_CID}" alt="snapshot" '
                      f'style="max-width:100%"></a></p>')
@@ -186,6 +206,17 @@ def _build(cfg: Config, main: AlertItem, earlier: list[AlertItem], message_id: s
     if jpeg is not None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(main.start_ts))
         msg.add_attachment(jpeg, "image", "jpeg", filename=f"motion-{stamp}-event{main.event_id}.jpg")
+    return msg
+
+
+def compose_notice(cfg: Config, title: str, body: str, message_id: str,
+                   now: float | None = None) -> EmailMessage:
+    """A health or tamper alert ('Camera covered at Front door'): text only, its own email."""
+    now = time.time() if now is None else now
+    msg = EmailMessage()
+    _headers(cfg, msg, f"{title} - {clock(now)}", message_id, now)
+    msg.set_content(f"{body}\n\nThe web UI: {cfg.web.base_url.rstrip('/')}/\n"
+                    f"\n-- homesec on {socket.gethostname()}\n")
     return msg
 
 

@@ -30,17 +30,21 @@ class Batch:
     event_ids: list[int]
     attempts: int
     next_attempt_ts: float
+    notice: tuple[str, str] | None = None  # a health/tamper alert: (subject, text), no event
 
 
 def _batch(store: Store, batch_id: int) -> Batch | None:
     rows = store.conn.execute(
-        "SELECT id, event_id, attempts, next_attempt_ts, message_id FROM outbox "
-        "WHERE batch = ? AND status = 'pending' ORDER BY id", (batch_id,)).fetchall()
+        "SELECT id, event_id, attempts, next_attempt_ts, message_id, kind, title, body "
+        "FROM outbox WHERE batch = ? AND status = 'pending' ORDER BY id", (batch_id,)).fetchall()
     if not rows:
         return None
+    notice = (rows[0]["title"] or "", rows[0]["body"] or "") if rows[0]["kind"] != "motion" \
+        else None
     return Batch(batch_id, rows[0]["message_id"], [r["id"] for r in rows],
                  [r["event_id"] for r in rows if r["event_id"] is not None],
-                 max(r["attempts"] for r in rows), max(r["next_attempt_ts"] for r in rows))
+                 max(r["attempts"] for r in rows), max(r["next_attempt_ts"] for r in rows),
+                 notice)
 
 
 def open_batch(store: Store) -> Batch | None:
@@ -74,11 +78,15 @@ def form_batch(store: Store, now: float | None = None,
     Rows whose event was deleted are marked failed with a reason instead (kept, not dropped)."""
     now = time.time() if now is None else now
     with store.transaction() as c:
-        c.execute("UPDATE outbox SET status = 'failed', last_error = ? "
-                  "WHERE status = 'pending' AND batch IS NULL AND event_id IS NULL", (DELETED_EVENT,))
-        ids = [r[0] for r in c.execute(
-            "SELECT id FROM outbox WHERE status = 'pending' AND batch IS NULL ORDER BY id LIMIT ?",
-            (limit,))]
+        c.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'pending'"
+                  " AND batch IS NULL AND event_id IS NULL AND kind = 'motion'", (DELETED_EVENT,))
+        first = c.execute("SELECT id, kind FROM outbox WHERE status = 'pending' AND batch IS NULL"
+                          " ORDER BY id LIMIT 1").fetchone()
+        # A health/tamper alert is an email of its own; motion alerts are folded together.
+        ids = [first["id"]] if first is not None and first["kind"] != "motion" else [
+            r[0] for r in c.execute(
+                "SELECT id FROM outbox WHERE status = 'pending' AND batch IS NULL"
+                " AND kind = 'motion' ORDER BY id LIMIT ?", (limit,))]
         if not ids:
             return None
         mid = new_message_id(ids[0], now)
@@ -116,7 +124,8 @@ def requeue_failed(store: Store, now: float | None = None) -> int:
     now = time.time() if now is None else now
     with store.transaction() as c:
         cur = c.execute("UPDATE outbox SET status = 'pending', next_attempt_ts = ? "
-                        "WHERE status = 'failed' AND event_id IS NOT NULL", (now,))
+                        "WHERE status = 'failed' AND (event_id IS NOT NULL OR kind != 'motion')",
+                        (now,))
     return cur.rowcount
 
 

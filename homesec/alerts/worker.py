@@ -20,7 +20,7 @@ import time
 from email.utils import make_msgid
 
 from homesec.alerts import outbox
-from homesec.alerts.compose import AlertItem, compose_alert, compose_test
+from homesec.alerts.compose import AlertItem, alarm_line, compose_alert, compose_notice, compose_test
 from homesec.alerts.smtp import MailError, deliver, where
 from homesec.config import Config
 from homesec.storage.store import Store
@@ -145,12 +145,13 @@ class OutboxWorker(threading.Thread):
 
     def _attempt(self, store: Store, batch: outbox.Batch, secret: Secret, now: float) -> None:
         items = self._items(store, batch)
-        if not items:
+        if not items and batch.notice is None:
             outbox.mark_failed(store, batch, outbox.DELETED_EVENT)
             return
         t0 = time.monotonic()
         try:
-            msg = compose_alert(self.cfg, items, batch.message_id)
+            msg = compose_notice(self.cfg, *batch.notice, batch.message_id) if batch.notice \
+                else compose_alert(self.cfg, items, batch.message_id, state=alarm_line(store))
             refused = deliver(self.cfg.mail, msg, secret)
         except MailError as exc:
             self._failed(store, batch, exc, now + (time.monotonic() - t0))

@@ -16,6 +16,9 @@ import time
 from collections import deque
 from typing import Any
 
+from homesec.alarm.health import CoverWatch
+from homesec.alarm.runner import AlarmThread
+from homesec.alarm.running import ArmedWatch
 from homesec.camera import Camera, Frame, make_camera
 from homesec.capture.events import EventTracker
 from homesec.capture.live import LivePublisher
@@ -45,6 +48,10 @@ class Daemon:
                                            on_wait=lambda: self.write_status(force=True))
         self.live = LivePublisher(cfg.paths.runtime_dir)
         self.recorder = EventRecorder(cfg)
+        # The alarm: its thread (ticks, schedules, health alerts) and the loop's pure watches.
+        self.alarm = AlarmThread(cfg, lambda: self.supervisor.lost_since, self.stop)
+        self.armed_watch = ArmedWatch(cfg.events.confirm_s)
+        self.cover = CoverWatch(hold_s=cfg.alarm.covered_alert_s)
         self.workers: list[Any] = []  # background workers with start()/stop() (mailer, ...)
         self.frames = 0
         self.started_ts = time.time()
@@ -74,6 +81,7 @@ class Daemon:
         """Start the recorder and any other background workers."""
         self.recorder.start()
         self.workers.append(self.live)
+        self.workers.append(self.alarm)
         if self.cfg.mail.enabled:
             from homesec.alerts.worker import OutboxWorker
 
@@ -97,6 +105,8 @@ class Daemon:
             "camera_lost_since": sup.lost_since, "camera_error": sup.last_error,
             "camera_reopens": sup.reopens,
             "event_in_progress": self.tracker.current is not None,
+            "alarm": self.alarm.view.state if self.alarm.view is not None else None,
+            "camera_covered": self.cover.covered,
         }
 
     def write_status(self, force: bool = False) -> None:
@@ -128,8 +138,16 @@ class Daemon:
         upd = self.tracker.update(frame, result)
         if upd.started is not None:
             self.recorder.put("start", upd.started)
+        if self.armed_watch.update(self.tracker.current, frame, result, self.alarm.view):
+            self.recorder.put("armed", self.tracker.current)  # type: ignore[arg-type]
         if upd.ended is not None:
             self.recorder.put("end", upd.ended)
+        cover = self.cover.update(frame.luma, frame.mono_s)
+        if cover is not None:
+            log.warning("camera picture %s", "uniform: covered or blinded" if cover == "covered"
+                        else "has structure again")
+            self.alarm.covered_since = (frame.wall_s - self.cover.hold_s if cover == "covered"
+                                        else None)
         if self.live.due():
             self.live.submit(frame.color())  # encoded in the live thread, never here
         self._watchdog()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from homesec.alarm.persist import continued_motion_safe, open_store
 from homesec.capture.events import Event
 from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config
@@ -30,7 +31,7 @@ RECORD_ATTEMPTS = 5  # each waits out the 10 s busy timeout, then 1, 2, 4, 8 s m
 
 @dataclass
 class _Job:
-    kind: str  # "start" | "end"
+    kind: str  # "start" | "armed" | "end"
     event: Event
     snapshot: dict[str, Any]
 
@@ -70,7 +71,7 @@ class EventRecorder(threading.Thread):
         delay = 1.0
         while True:
             try:
-                return Store(self.cfg.paths.db_path)
+                return open_store(self.cfg)  # (the alarm decides with the config's delays)
             except sqlite3.Error as exc:
                 log.error("recorder cannot open the database (%s); retrying in %g s", exc, delay)
             time.sleep(delay)
@@ -146,6 +147,11 @@ class EventRecorder(threading.Thread):
                                            f["boxes"], f["union"], snap, thumb, f["frames"])
             log.info("event %d started%s (%.1f%% of the frame changed)", ev.id,
                      ", alert queued" if armed else "", f["peak"])
+        elif job.kind == "armed":  # still moving after the house was armed (alarm/running.py)
+            if ev.id is None:
+                return
+            outcome = continued_motion_safe(store, ev.id, f["best_wall"], time.time(), snap, thumb)
+            log.info("event %d goes on after arming: %s", ev.id, outcome)
         else:
             self._keys.pop(id(ev), None)  # (an id() may be reused by a later event object)
             if ev.id is None:

@@ -219,7 +219,7 @@ def _event_row(r: sqlite3.Row) -> EventRow:
         union_box=json.loads(r["union_box"]) if r["union_box"] else None,
         snapshot=r["snapshot"], thumb=r["thumb"], motion_frames=r["motion_frames"],
         armed=bool(r["armed"]), interrupted=bool(r["interrupted"]),
-        alarm=r["alarm"] if "alarm" in r.keys() else None,
+        alarm=r["alarm"],
     )
 
 

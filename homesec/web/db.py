@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g
 
+from homesec.alarm.persist import open_store
 from homesec.config import Config
 from homesec.storage.store import Store
 
@@ -20,7 +21,7 @@ def cfg() -> Config:
 def get_store() -> Store:
     """This request's Store (opened on first use)."""
     if "store" not in g:
-        g.store = Store(cfg().paths.db_path)
+        g.store = open_store(cfg())  # (a Store that knows the alarm's entry delay)
     return g.store
 
 
