@@ -81,4 +81,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    from homesec.web import alarm_routes
+
+    app.register_blueprint(alarm_routes.api_bp)
+    app.register_blueprint(alarm_routes.pages_bp)
     return app

@@ -16,12 +16,12 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 
 from homesec.storage.media import remove_event_files, resolve
 from homesec.storage.store import EventRow
-from homesec.web import stream
-from homesec.web.auth import identity
+from homesec.web import arm_limit, stream
+from homesec.web.auth import client_addr, identity
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error
 from homesec.web.media_response import send_media
-from homesec.web.overview import arm_json, event_json, status
+from homesec.web.overview import arm_json, capture_warning, event_json, status
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -95,15 +95,19 @@ def get_status() -> Response:
 def post_arm() -> Response:
     """Arm after delay_s seconds (default: alarm.exit_delay_s)."""
     delay = _delay(_json_body({"delay_s"}))
-    st = get_store().arm(identity().label, delay_s=delay)
-    return jsonify(arm_json(st, time.time()))
+    arm_limit.check()
+    st = get_store().arm(identity().label, delay_s=delay, client=client_addr())
+    now = time.time()
+    # Arming with nothing watching is allowed (the owner may be fixing it), but said.
+    return jsonify({**arm_json(st, now), "warning": capture_warning(cfg(), now)})
 
 
 @bp.post("/disarm")
 def post_disarm() -> Response:
     """Disarm now; also cancels a pending arm."""
     _json_body(set())
-    st = get_store().set_arm(False, by=identity().label)
+    arm_limit.check()
+    st = get_store().set_arm(False, by=identity().label, client=client_addr())
     return jsonify(arm_json(st, time.time()))
 
 

@@ -25,17 +25,23 @@ def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
     machine, a lock) would otherwise report more seconds left than there are. The seconds left
     never exceed the exit delay that was asked for (`delay_s`), whatever the clocks did."""
     state, remaining, delay = st.state, None, None
-    if state == "arming" and st.deadline_ts is not None:
+    if state in ("arming", "pending") and st.deadline_ts is not None:
+        # (pending: the entry delay; same rules, the page counts down to the alert)
         delay = max(0.0, st.deadline_ts - st.changed_ts)
         left = st.deadline_ts - now
         if left <= 0:
-            state = "armed"
+            state = "armed" if state == "arming" else "triggered"
         else:
             # rounded up: a page counting down from it never shows ARMED before the deadline
             remaining = min(math.ceil(left * 10) / 10, delay)
-    return {"state": state, "armed": state == "armed", "deadline_ts": st.deadline_ts,
-            "remaining_s": remaining, "delay_s": delay, "changed_ts": st.changed_ts,
-            "changed_by": st.changed_by}
+    snooze = st.snooze_until
+    until_disarmed = snooze is not None and math.isinf(snooze)
+    return {"state": state, "armed": state in ("armed", "pending", "triggered"),
+            "deadline_ts": st.deadline_ts, "remaining_s": remaining, "delay_s": delay,
+            "changed_ts": st.changed_ts, "changed_by": st.changed_by, "armed_ts": st.armed_ts,
+            "snoozed": snooze is not None,
+            "snooze_until": None if snooze is None or until_disarmed else snooze,
+            "snooze_until_disarmed": until_disarmed, "event_id": st.event_id}
 
 
 def event_json(ev: EventRow) -> dict[str, Any]:
@@ -51,21 +57,49 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     """Health from the daemon's status file."""
     st = read_status(cfg.paths.runtime_dir, now=now)
     if st is None:
-        return {"name": cfg.camera.name, "daemon": "not running", "ok": False, "fps": 0.0,
-                "last_frame_ts": None, "lost_since": None, "error": "no status from the daemon",
-                "updated_ts": None}
+        return {"name": cfg.camera.name, "daemon": "not running", "capture_running": False,
+                "ok": False, "fps": 0.0, "last_frame_ts": None, "lost_since": None,
+                "error": NOT_RUNNING, "updated_ts": None, "covered": False}
     stale = st["stale"]
-    lost = st.get("camera_lost_since")
+    # A silent daemon is not a lost camera: say what the owner must fix (the capture service).
+    lost = None if stale else st.get("camera_lost_since")
     return {
         "name": st.get("camera", cfg.camera.name),
         "daemon": "stale" if stale else "running",
+        "capture_running": not stale,
         "ok": bool(st.get("camera_ok")) and not stale,
         "fps": 0.0 if stale else st.get("fps", 0.0),
         "last_frame_ts": st.get("last_frame_ts"),
         "lost_since": lost,
-        "error": st.get("camera_error") or ("no news from the daemon" if stale else None),
+        "error": NOT_RUNNING if stale else st.get("camera_error"),
         "updated_ts": st.get("updated_ts"),
+        "covered": bool(st.get("camera_covered")) and not stale,
     }
+
+
+NOT_RUNNING = "capture not running"
+
+
+def capture_warning(cfg: Config, now: float) -> str | None:
+    """The warning an arm answer carries when nothing is watching (arming is still allowed)."""
+    cam = camera_json(cfg, now)
+    if not cam["capture_running"]:
+        return "capture not running: the alarm is armed but nothing is watching"
+    if cam["lost_since"] is not None:
+        return "the camera is lost: the alarm is armed but nothing is watching"
+    return None
+
+
+def schedule_json(cfg: Config, now: float) -> dict[str, Any] | None:
+    """The next scheduled change, if any."""
+    from homesec.alarm.schedule import entries_from_config, local_zone, next_point
+
+    entries = entries_from_config(cfg.alarm.schedule)
+    if not entries:
+        return None
+    nxt = next_point(entries, local_zone(cfg.alarm.timezone), now)
+    return None if nxt is None else {"ts": nxt.ts, "action": nxt.entry.action,
+                                     "label": nxt.entry.label()}
 
 
 def disk_json(cfg: Config) -> dict[str, Any]:
@@ -91,4 +125,13 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "camera": camera_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
+        "next_schedule": schedule_json(cfg, now),
+        "health": {k: v for k, v in raised_conditions(store).items()},
     }
+
+
+def raised_conditions(store: Store) -> dict[str, float]:
+    """Health and tamper conditions alerted and not yet cleared (alarm/notify.py)."""
+    from homesec.alarm.notify import raised
+
+    return raised(store)

@@ -14,11 +14,11 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from homesec.storage.media import remove_event_files
-from homesec.web import accounts
+from homesec.web import accounts, arm_limit
 from homesec.web.api import MAX_DELAY_S
-from homesec.web.auth import identity
+from homesec.web.auth import client_addr, identity
 from homesec.web.db import cfg, get_store
-from homesec.web.overview import event_json, status
+from homesec.web.overview import capture_warning, event_json, status
 
 bp = Blueprint("pages", __name__)
 
@@ -59,14 +59,19 @@ def arm_form() -> Any:
             abort(400, "The exit delay must be a whole number of seconds.")
         if not 0 <= delay <= MAX_DELAY_S:
             abort(400, f"The exit delay must be between 0 and {MAX_DELAY_S} seconds.")
-    get_store().arm(identity().label, delay_s=delay)
+    arm_limit.check()
+    get_store().arm(identity().label, delay_s=delay, client=client_addr())
+    warning = capture_warning(cfg(), time.time())
+    if warning:
+        flash(f"Armed, but {warning.split(': ', 1)[0]}: nothing is watching.")
     return redirect(url_for("pages.home"))
 
 
 @bp.post("/disarm")
 def disarm_form() -> Any:
     """The disarm button without JavaScript."""
-    get_store().set_arm(False, by=identity().label)
+    arm_limit.check()
+    get_store().set_arm(False, by=identity().label, client=client_addr())
     return redirect(url_for("pages.home"))
 
 

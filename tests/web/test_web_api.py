@@ -42,9 +42,9 @@ def test_status_camera_health_from_daemon_file(browser: Browser, cfg: Config) ->
         "updated_ts": now, "fps": 14.9, "last_frame_ts": now - 0.1, "camera": "Porch",
         "camera_ok": True, "camera_lost_since": None, "camera_error": None}))
     cam = browser.api("GET", "/status").json["camera"]
-    assert cam == {"name": "Porch", "daemon": "running", "ok": True, "fps": 14.9,
-                   "last_frame_ts": now - 0.1, "lost_since": None, "error": None,
-                   "updated_ts": now}
+    assert cam == {"name": "Porch", "daemon": "running", "capture_running": True, "ok": True,
+                   "fps": 14.9, "last_frame_ts": now - 0.1, "lost_since": None, "error": None,
+                   "updated_ts": now, "covered": False}
     (run / "status.json").write_text(json.dumps({
         "updated_ts": now, "fps": 0.0, "last_frame_ts": now - 60, "camera": "Porch",
         "camera_ok": False, "camera_lost_since": now - 50, "camera_error": "device gone"}))
@@ -56,6 +56,11 @@ def test_status_camera_health_from_daemon_file(browser: Browser, cfg: Config) ->
         "updated_ts": now - 60, "fps": 15, "camera_ok": True, "camera": "Porch"}))
     cam = browser.api("GET", "/status").json["camera"]
     assert cam["daemon"] == "stale" and cam["ok"] is False and cam["fps"] == 0.0
+    # a silent daemon is not a lost camera: the owner must restart the capture service
+    assert cam["capture_running"] is False and cam["error"] == "capture not running"
+    assert cam["lost_since"] is None
+    page = browser.c.get("/").data.decode()
+    assert "capture not running" in page and "camera lost since" not in page
 
 
 @pytest.mark.parametrize(("body", "state", "remaining"), [
