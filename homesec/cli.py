@@ -142,6 +142,7 @@ def _read_new_password() -> str:
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     """Set the owner's web password (argon2id hash in the database)."""
+    from homesec.storage import audit
     from homesec.storage.store import Store
     from homesec.web import accounts
 
@@ -154,6 +155,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     store = Store(cfg.paths.db_path)
     try:
         accounts.set_password(store, password)
+        audit.log(store, "password_change", "owner (command line)")
     finally:
         store.close()
     print("web password set; browsers logged in with the old one must log in again")
@@ -167,6 +169,7 @@ def _local_time(ts: float | None) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Create, list or revoke API bearer tokens."""
+    from homesec.storage import audit
     from homesec.storage.store import Store
     from homesec.web import accounts
 
@@ -178,6 +181,7 @@ def cmd_token(args: argparse.Namespace) -> int:
                 info, secret = accounts.create_token(store, args.name)
             except accounts.AccountError as exc:
                 raise CLIError(str(exc)) from None
+            audit.log(store, "token_create", "owner (command line)", None, f"token '{info.name}'")
             print(secret)
             print(f"token {info.id} '{info.name}' created; it is shown only now "
                   "(send it as 'Authorization: Bearer <token>')", file=sys.stderr)
@@ -191,7 +195,24 @@ def cmd_token(args: argparse.Namespace) -> int:
         elif not accounts.revoke_token(store, args.id):
             raise CLIError(f"no token {args.id}")
         else:
+            audit.log(store, "token_revoke", "owner (command line)", None, f"token {args.id}")
             print(f"token {args.id} revoked")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the alarm state, snooze, next schedule and camera health."""
+    from homesec.alarm.persist import open_store
+    from homesec.alarm.status_text import lines
+
+    cfg = load_config(args.config)
+    if not cfg.paths.db_path.exists():
+        raise CLIError(f"no database at {cfg.paths.db_path} yet: has `homesec run` ever started?")
+    store = open_store(cfg)
+    try:
+        print("\n".join(lines(cfg, store)))
     finally:
         store.close()
     return 0
@@ -264,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--config",
                         help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
     s.set_defaults(func=cmd_token)
+
+    s = sub.add_parser("status", help="alarm state, snooze, next schedule, camera health")
+    s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("mail-test", help="send a test email now and explain any failure")
     s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")

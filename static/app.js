@@ -27,8 +27,11 @@
   let current = { state: stateBox.dataset.state, changed_ts: null, changed_by: "",
     deadline_ts: parseFloat(stateBox.dataset.deadline) || null,
     delay_s: parseFloat(stateBox.dataset.delay) || null };
-  let localDeadline = stateBox.dataset.state === "arming"
+  // (The same countdown serves the entry delay: "pending" counts down to the alert.)
+  const counting = (s) => s === "arming" || s === "pending";
+  let localDeadline = counting(stateBox.dataset.state)
     ? mono() + (parseFloat(stateBox.dataset.remaining) || 0) : null;
+  let captureRunning = $("capture-warning") ? $("capture-warning").hidden : true;
   let armSeq = 0; // bumped by every arm/disarm: a status poll sent before it is stale
   let confirmed = false; // the local countdown ran out and a poll was asked for
   let topEvent = null;
@@ -42,9 +45,9 @@
   }
 
   function setArm(arm) {
-    const sameArming = arm.state === "arming" && current.state === "arming" &&
+    const sameArming = counting(arm.state) && current.state === arm.state &&
       arm.deadline_ts === current.deadline_ts && localDeadline != null;
-    let deadline = arm.state === "arming" && arm.remaining_s != null ? mono() + arm.remaining_s : null;
+    let deadline = counting(arm.state) && arm.remaining_s != null ? mono() + arm.remaining_s : null;
     if (sameArming && deadline != null) deadline = Math.min(deadline, localDeadline);
     if (!sameArming) confirmed = false;
     current = arm;
@@ -55,18 +58,19 @@
   function drawArm() {
     let state = current.state;
     let left = null;
-    if (state === "arming") {
+    if (counting(state)) {
       left = localDeadline == null ? 0 : localDeadline - mono();
       if (left <= 0) {
-        state = "armed";
+        state = state === "arming" ? "armed" : "triggered";
         if (!confirmed) { confirmed = true; poll(); } // the server says so too, or corrects us
       }
     }
     stateBox.className = `state state-${state}`;
     stateBox.dataset.state = state;
     $("state-label").textContent = state.toUpperCase();
-    $("countdown").hidden = state !== "arming";
-    if (state === "arming") {
+    $("countdown").hidden = !counting(state);
+    if (counting(state)) {
+      $("countdown-what").textContent = state === "pending" ? "alert in" : "armed in";
       let shown = Math.ceil(left);
       if (current.delay_s != null) shown = Math.min(shown, Math.ceil(current.delay_s));
       $("countdown-s").textContent = String(Math.max(1, shown));
@@ -74,14 +78,27 @@
     if (current.changed_ts) $("changed").textContent = `since ${fmtTime(current.changed_ts)} by ${current.changed_by}`;
     $("arm-form").hidden = state !== "disarmed";
     $("disarm-form").hidden = state === "disarmed";
+    $("snooze-form").hidden = state === "disarmed";
+    $("unsnooze").hidden = !current.snoozed;
+    const sl = $("snooze-line");
+    sl.hidden = !current.snoozed;
+    sl.textContent = current.snooze_until_disarmed ? "alerts snoozed until disarmed"
+      : `alerts snoozed until ${fmtTime(current.snooze_until)}`;
   }
 
   function renderHealth(st) {
     const cam = st.camera;
     const el = $("cam-state");
     el.className = cam.ok ? "ok" : "bad";
-    el.textContent = cam.ok ? "OK" : cam.lost_since ? `camera lost since ${fmtTime(cam.lost_since)}`
+    el.textContent = !cam.capture_running ? "capture not running" : cam.covered ? "camera covered"
+      : cam.ok ? "OK" : cam.lost_since ? `camera lost since ${fmtTime(cam.lost_since)}`
       : (cam.error || "not running");
+    captureRunning = cam.capture_running;
+    $("capture-warning").hidden = captureRunning;
+    if (!captureRunning) $("live-msg").textContent = "Capture not running: no live view.";
+    const ns = st.next_schedule;
+    $("schedule-line").hidden = !ns;
+    if (ns) $("schedule-line").textContent = `next: ${ns.action} at ${fmtTime(ns.ts)}`;
     $("cam-fps").textContent = `${cam.fps} fps`;
     $("cam-last").textContent = fmtTime(cam.last_frame_ts);
     const d = st.disk;
@@ -174,7 +191,7 @@
     const btn = $("arm-button");
     btn.disabled = true;
     armSeq++;
-    try { const arm = await api("POST", "/arm", body); armSeq++; setArm(arm); showError(""); }
+    try { const arm = await api("POST", "/arm", body); armSeq++; setArm(arm); showError(arm.warning ? `Armed, but ${arm.warning}` : ""); }
     catch (err) { showError(`Could not arm: ${err.message}`); }
     finally { btn.disabled = false; }
   });
@@ -213,7 +230,8 @@
   }
   live.addEventListener("error", () => {
     if (document.hidden || !live.getAttribute("src")) return;
-    liveMsg.textContent = "No live view (is the capture daemon running?). Retrying...";
+    liveMsg.textContent = captureRunning ? "No live view. Retrying..."
+      : "Capture not running: no live view. Retrying...";
     retry = setTimeout(startLive, 5000);
   });
   document.addEventListener("visibilitychange", () => (document.hidden ? stopLive() : startLive()));

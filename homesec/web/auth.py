@@ -174,6 +174,8 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     """The login form (owner password). Rate-limited per client address."""
+    from homesec.web import audit_hooks
+
     store = get_store()
     has_password = accounts.password_hash(store) is not None
     next_url = _safe_next(request.values.get("next"))
@@ -209,8 +211,10 @@ def login() -> Any:
                 session["user"] = accounts.OWNER
                 session["pwfp"] = accounts.password_fingerprint(store)
                 csrf_token()  # a fresh CSRF token for the new session
+                audit_hooks.login_ok()
                 return redirect(next_url)
             accounts.record_login_failure(store, client)
+            audit_hooks.login_failed()
         finally:
             lock.release()
         error = "Wrong password." if has_password else "No password is set yet."
@@ -222,5 +226,8 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
     """End the session (POST with the CSRF token, so another site cannot log you out)."""
+    from homesec.web import audit_hooks
+
+    audit_hooks.logout()
     session.clear()
     return redirect(url_for("auth.login"))

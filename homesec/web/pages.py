@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from homesec.storage.media import remove_event_files
-from homesec.web import accounts, arm_limit
+from homesec.web import accounts, arm_limit, audit_hooks
 from homesec.web.api import MAX_DELAY_S
 from homesec.web.auth import client_addr, identity
 from homesec.web.db import cfg, get_store
@@ -114,6 +114,7 @@ def token_create() -> Any:
         info, secret = accounts.create_token(store, request.form.get("name", ""))
     except accounts.AccountError as exc:
         abort(400, str(exc))
+    audit_hooks.token_created(info.name)
     return render_template("tokens.html", tokens=accounts.list_tokens(store),
                            new={"name": info.name, "secret": secret})
 
@@ -123,5 +124,6 @@ def token_revoke(token_id: int) -> Any:
     """Revoke a token."""
     if not accounts.revoke_token(get_store(), token_id):
         abort(404, f"There is no token {token_id}.")
+    audit_hooks.token_revoked(token_id)
     flash("Token revoked.")
     return redirect(url_for("pages.tokens"))
