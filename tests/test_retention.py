@@ -40,7 +40,7 @@ def test_events_older_than_keep_days_are_deleted_with_their_files(tmp_path: Path
 def test_unsent_alerts_and_open_events_are_kept(tmp_path: Path) -> None:
     store, media = Store(tmp_path / "db"), tmp_path / "media"
     now = time.time()
-    store.set_arm(True, by="t")
+    store.set_arm(True, by="t", now=now - 41 * DAY)  # (events before the armed time never alert)
     alerted = add(store, media, now - 40 * DAY)  # its alert is still pending in the outbox
     store.set_arm(False, by="t")
     in_progress = add(store, media, now - 40 * DAY + 1, finished=False)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from homesec.config import EventsConfig
+from homesec.storage import audit
 from homesec.storage.media import remove_event_files
 from homesec.storage.store import Store
 
@@ -63,4 +64,5 @@ def prune(store: Store, media: Path, cfg: EventsConfig, now: float | None = None
             log.warning("disk below %g%% free: deleted the %d oldest event(s)", cfg.min_free_pct,
                         freed)
         deleted += freed
+    audit.prune(store, cfg.keep_days, now)  # the audit log is kept as long as the events
     return deleted
