@@ -23,18 +23,30 @@ import cv2
 import numpy as np
 
 SMALL = (40, 30)
-# Grey-level spread (standard deviation over the 40x30 averages) below which the picture has no
-# structure. The dev clips' darkest real room (lights off, before the exposure settles) measures
-# about 12; a covered lens about 1-2 (what is left of noise and vignetting after averaging).
+# A picture is uniform when the grey-level spread (standard deviation over the 40x30 averages) is
+# below UNIFORM_STD_MIN, or below both UNIFORM_STD and UNIFORM_REL of the mean brightness (a
+# torch in the lens: bright, a little vignetting left). Measured: a covered lens about 0.2-1
+# (what is left of noise after averaging), the dev clips' real rooms 12-40 (their darkest frame
+# after the camera's first black one, exposure still settling: 4.6 at mean ~10), the demo room
+# dimmed to 15 % of its light 2.7 at mean 18: still structure.
+UNIFORM_STD_MIN = 1.2
 UNIFORM_STD = 5.0
+UNIFORM_REL = 0.06
 TEXTURED_S = 1.0  # structure must have been seen this long before "went uniform" counts
 CHECK_EVERY_S = 0.2  # how often the capture loop looks
 
 
-def structure(luma: np.ndarray) -> float:
-    """The picture's structure: std of a 40x30 area average of the luma plane."""
+def structure(luma: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of a 40x30 area average of the luma plane."""
     small = cv2.resize(luma, SMALL, interpolation=cv2.INTER_AREA)
-    return float(small.std())
+    mean, std = cv2.meanStdDev(small)
+    return float(mean[0, 0]), float(std[0, 0])
+
+
+def is_uniform(luma: np.ndarray) -> bool:
+    """No structure: covered, blinded (see the constants above)."""
+    mean, std = structure(luma)
+    return std < UNIFORM_STD_MIN or (std < UNIFORM_STD and std < UNIFORM_REL * mean)
 
 
 @dataclass
@@ -54,7 +66,7 @@ class CoverWatch:
         if mono_s - self._last_check < CHECK_EVERY_S:
             return None
         self._last_check = mono_s
-        return self.observe(structure(luma) < UNIFORM_STD, mono_s)
+        return self.observe(is_uniform(luma), mono_s)
 
     def observe(self, uniform: bool, mono_s: float) -> str | None:
         """The state machine behind `update`, for a measured picture."""

@@ -34,7 +34,8 @@ def raise_condition(store: Store, condition: str, since_ts: float, title: str, b
         state = persist.status(store, now)
         c.execute("INSERT INTO outbox (event_id, created_ts, next_attempt_ts, kind, title, body) "
                   "VALUES (NULL, ?, ?, 'health', ?, ?)",
-                  (now, now, title, body + f"\n\nAlarm: {state_line(state.state, state.changed_by)}"))
+                  (now, now, title, body + "\n\n" + state_line(state.state, state.changed_ts,
+                                                                 state.changed_by)))
     return True
 
 
@@ -51,6 +52,8 @@ def raised(store: Store) -> dict[str, float]:
         "SELECT condition, since_ts FROM health_alerts ORDER BY condition")}
 
 
-def state_line(state: str, changed_by: str) -> str:
-    """'armed (by owner)': the state line of every alert email."""
-    return f"{state} (last change by {changed_by})"
+def state_line(state: str, changed_ts: float, changed_by: str) -> str:
+    """'Alarm: armed since 14:02:11 (by owner)': the state line of every alert email (the same
+    words as alerts/compose.alarm_line, which the motion emails use)."""
+    return f"Alarm: {state} since {time.strftime('%H:%M:%S', time.localtime(changed_ts))} " \
+           f"(by {changed_by})"
