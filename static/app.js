@@ -46,7 +46,8 @@
 
   function setArm(arm) {
     const sameArming = counting(arm.state) && current.state === arm.state &&
-      arm.deadline_ts === current.deadline_ts && localDeadline != null;
+      arm.deadline_ts === current.deadline_ts &&
+      arm.entry_deadline_ts === current.entry_deadline_ts && localDeadline != null;
     let deadline = counting(arm.state) && arm.remaining_s != null ? mono() + arm.remaining_s : null;
     if (sameArming && deadline != null) deadline = Math.min(deadline, localDeadline);
     if (!sameArming) confirmed = false;

@@ -36,8 +36,14 @@ def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
             remaining = min(math.ceil(left * 10) / 10, delay)
     snooze = st.snooze_until
     until_disarmed = snooze is not None and math.isinf(snooze)
-    return {"state": state, "armed": state in ("armed", "pending", "triggered"),
-            "deadline_ts": st.deadline_ts, "remaining_s": remaining, "delay_s": delay,
+    armed = state in ("armed", "pending", "triggered")
+    # deadline_ts keeps its meaning (when the exit delay ends / ended): the entry delay and the
+    # triggered period have fields of their own.
+    exit_deadline = st.deadline_ts if st.state == "arming" else st.armed_ts if armed else None
+    return {"state": state, "armed": armed,
+            "deadline_ts": exit_deadline, "remaining_s": remaining, "delay_s": delay,
+            "entry_deadline_ts": st.deadline_ts if st.state == "pending" else None,
+            "triggered_until_ts": st.deadline_ts if st.state == "triggered" else None,
             "changed_ts": st.changed_ts, "changed_by": st.changed_by, "armed_ts": st.armed_ts,
             "snoozed": snooze is not None,
             "snooze_until": None if snooze is None or until_disarmed else snooze,
