@@ -202,11 +202,12 @@ def _input(st: AlarmState, inp: Input, now: float, cfg: MachineConfig) -> Outcom
                         event_id=None)
             return Outcome(new, ("snoozed",) if s == "pending" else (), changed=True,
                            transitions=((s, "armed"),))
-        return Outcome(_with(st, now, inp.by, snooze_until=until), changed=True)
+        # (the state did not change: changed_ts/changed_by still say who armed)
+        return Outcome(replace(st, snooze_until=until), changed=True)
     if kind == "unsnooze":
         if st.snooze_until is None:
             return Outcome(st)
-        return Outcome(_with(st, now, inp.by, snooze_until=None), changed=True)
+        return Outcome(replace(st, snooze_until=None), changed=True)
     # motion: an event started, or a running event goes on moving after the house was armed
     t = inp.motion_ts if inp.motion_ts is not None else now
     if s in ("disarmed", "arming") or st.armed_ts is None or t < st.armed_ts:

@@ -33,8 +33,16 @@ def lines(cfg: Config, store: Store, now: float | None = None) -> list[str]:
     else:
         out.append(f"snooze: alerts paused until {_t(st.snooze_until)}")
     nxt = schedule_json(cfg, now)
-    out.append(f"next schedule: {nxt['action']} at {_t(nxt['ts'])}" if nxt else
-               "next schedule: none (no [[alarm.schedule]] entries)")
+    if nxt:
+        import datetime as dt
+
+        from homesec.alarm.schedule import local_zone
+
+        when = dt.datetime.fromtimestamp(nxt["ts"], local_zone(cfg.alarm.timezone))
+        out.append(f"next schedule: {nxt['action']} at {when:%Y-%m-%d %H:%M:%S %Z} "
+                   f"({nxt['label']})")
+    else:
+        out.append("next schedule: none (no [[alarm.schedule]] entries)")
     cam = camera_json(cfg, now)
     if not cam["capture_running"]:
         health = "capture not running (start it: systemctl start homesec-capture)"
