@@ -38,7 +38,8 @@ def _snooze_until(choice: Any, now: float) -> float:
 
 def _snooze(choice: Any) -> tuple[persist.Applied, float]:
     now = time.time()
-    until = _snooze_until(choice, now)
+    until = _snooze_until(choice, now)  # (a bad choice is refused before it is counted)
+    arm_limit.check(now)
     return persist.apply(get_store(), "snooze", by=identity().label, now=now,
                          client=client_addr(), until_ts=until), now
 
@@ -49,7 +50,6 @@ def post_snooze() -> Response:
     body = _json_body({"duration"})
     if "duration" not in body:
         bad_request("duration is required: " + ", ".join(SNOOZE_CHOICES))
-    arm_limit.check()
     done, _ = _snooze(body["duration"])
     if done.outcome.refused:
         return json_error(409, done.outcome.refused)
@@ -78,9 +78,9 @@ def get_audit() -> Response:
 @pages_bp.post("/snooze")
 def snooze_form() -> Any:
     """The snooze buttons without JavaScript."""
-    arm_limit.check()
     choice = request.form.get("duration", "")
     if choice == "resume":
+        arm_limit.check()
         persist.apply(get_store(), "unsnooze", by=identity().label, client=client_addr())
         return redirect(url_for("pages.home"))
     if choice not in SNOOZE_CHOICES:

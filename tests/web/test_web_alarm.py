@@ -221,3 +221,16 @@ def test_killed_daemon_shows_capture_not_running(tmp_path: Path) -> None:
         assert "capture not running" in page and "Capture not running: no live view." in page
     finally:
         stop_system(system)
+
+
+def test_event_page_says_disarmed_in_time(browser: Browser, store: Store, add_event) -> None:
+    from homesec.alarm.machine import MachineConfig
+
+    store.alarm_cfg = MachineConfig(entry_delay_s=30)  # type: ignore[attr-defined]
+    store.arm("owner", delay_s=0, now=time.time() - 5)
+    eid = add_event()
+    assert store.arm_status().state == "pending"
+    browser.api("POST", "/disarm")
+    page = browser.c.get(f"/events/{eid}").data.decode()
+    assert "disarmed in time: no alert" in page
+    assert browser.api("GET", f"/events/{eid}").json["alarm"] == "disarmed_in_time"
