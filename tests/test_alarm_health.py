@@ -3,6 +3,7 @@ conditions in the outbox (once per condition until it clears)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -118,4 +119,52 @@ def test_health_alert_is_an_email_of_its_own(tmp_path: Path) -> None:
     second = outbox.form_batch(store)
     assert second is not None and second.event_ids == [] and second.notice is not None
     assert second.notice[0] == "Disk nearly full at cam" and "Alarm: triggered" in second.notice[1]
+    store.close()
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MiB file system (tmpfs) to fill up; skipped where none can be mounted."""
+    import os
+    import subprocess
+
+    mnt = tmp_path / "media"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited tmpfs needs root")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_disk_nearly_full_alerts_once_until_space_is_back(tmp_path: Path, small_fs: Path) -> None:
+    from homesec.alarm.runner import AlarmThread
+    from homesec.config import parse
+
+    cfg = parse({"paths": {"state_dir": str(tmp_path / "state"), "media_dir": str(small_fs),
+                           "runtime_dir": str(tmp_path / "run")},
+                 "alarm": {"disk_alert_free_pct": 10}})
+    store = Store(cfg.paths.db_path)
+    thread = AlarmThread(cfg, lambda: None)
+
+    def health_rows() -> list[str]:
+        return [r[0] for r in store.conn.execute(
+            "SELECT title FROM outbox WHERE kind = 'health' ORDER BY id")]
+
+    thread.check_disk(store, 1.0)
+    assert health_rows() == []
+    filler = small_fs / "other-program.bin"  # written by something else, not homesec
+    filler.write_bytes(b"\0" * (3900 * 1024))
+    thread.check_disk(store, 2.0)
+    thread.check_disk(store, 3.0)
+    assert health_rows() == ["Disk nearly full at Home"]
+    filler.unlink()
+    thread.check_disk(store, 4.0)
+    assert "disk_low" not in notify.raised(store)
+    filler.write_bytes(b"\0" * (3900 * 1024))
+    thread.check_disk(store, 5.0)
+    assert health_rows() == ["Disk nearly full at Home"] * 2
     store.close()
