@@ -34,6 +34,11 @@ def bad_request(message: str) -> NoReturn:
     abort(400, message)
 
 
+def _no_constant(name: str) -> NoReturn:
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259); Python's parser accepts them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _json_body(allowed: set[str]) -> dict[str, Any]:
     """The request's JSON object (empty body = {}), with only `allowed` keys."""
     raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH turns a huge body into 413 here
@@ -42,9 +47,11 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
     if request.mimetype != "application/json":
         bad_request("the body must be JSON (Content-Type: application/json)")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         bad_request("the body is not valid JSON")
+    except RecursionError:  # "[" * 15000 fits the size cap but not the parser's stack
+        bad_request("the body is nested too deeply")
     if not isinstance(body, dict):
         bad_request("the body must be a JSON object")
     unknown = sorted(set(body) - allowed)
