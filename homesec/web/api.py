@@ -77,10 +77,10 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    # ASCII digits only: int() would also read "٢", " 5 " and "1_0"
+    if len(raw) > 20 or not (raw.isascii() and raw.removeprefix("-").isdigit()):
         bad_request(f"{name} must be an integer")
+    value = int(raw)
     if not lo <= value <= hi:
         bad_request(f"{name} must be between {lo} and {hi}")
     return value

@@ -53,10 +53,9 @@ def arm_form() -> Any:
     raw = request.form.get("delay_s", "").strip()
     delay = float(cfg().alarm.exit_delay_s)
     if raw:
-        try:
-            delay = float(int(raw))
-        except ValueError:
+        if len(raw) > 10 or not (raw.isascii() and raw.isdigit()):  # int() would also read "٢" or "1_0"
             abort(400, "The exit delay must be a whole number of seconds.")
+        delay = float(int(raw))
         if not 0 <= delay <= MAX_DELAY_S:
             abort(400, f"The exit delay must be between 0 and {MAX_DELAY_S} seconds.")
     get_store().arm(identity().label, delay_s=delay)
