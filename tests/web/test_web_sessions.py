@@ -21,7 +21,7 @@ from homesec.storage.store import Store
 from homesec.web import accounts, create_app, sessions
 from homesec.web.security import DEVICE_COOKIE
 
-from .conftest import PASSWORD, Browser, csrf_from, make_config
+from .conftest import PASSWORD, Browser, System, csrf_from, make_config
 
 COOKIE = "homesec_session"
 
@@ -396,3 +396,53 @@ def test_passwd_forgets_failed_logins(app: Flask, cfg_file: Path, store: Store) 
     r = _passwd(cfg_file, stdin="owner resets it\n")
     assert r.returncode == 0, r.stderr
     assert _attempt(app, "192.168.1.44", "owner resets it")[0] == 302
+
+
+# ---- the same under real gunicorn (two worker processes share the records) ----------------------
+
+
+def test_copied_cookie_dies_at_logout_under_gunicorn(system: System) -> None:
+    import http.client
+    import re
+    from urllib.parse import urlencode
+
+    def send(method: str, path: str, cookie: str | None = None, form: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        conn = http.client.HTTPConnection("127.0.0.1", system.cfg.web.port, timeout=10)
+        h = dict(headers or {})
+        if cookie:
+            h["Cookie"] = f"{COOKIE}={cookie}"
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        out = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode())
+        conn.close()
+        return out
+
+    def cookie_of(headers: dict[str, str]) -> str:
+        m = re.search(rf"{COOKIE}=([^;]+)", headers.get("set-cookie", ""))
+        assert m, headers
+        return m.group(1)
+
+    _, h, page = send("GET", "/login")
+    anon = cookie_of(h)
+    csrf = csrf_from(page.encode())
+    code, h, _ = send("POST", "/login", anon, {"password": PASSWORD, "csrf_token": csrf})
+    assert code == 302
+    cookie = cookie_of(h)
+    code, _, page = send("GET", "/", cookie)
+    assert code == 200
+    csrf = csrf_from(page.encode())
+    copy = cookie  # what a thief took before the logout
+    api = {"X-CSRF-Token": csrf}
+    assert send("GET", "/api/v1/status", copy)[0] == 200
+    assert send("POST", "/api/v1/disarm", copy, headers=api)[0] == 200
+    assert send("POST", "/logout", cookie, {"csrf_token": csrf})[0] == 302
+    for _ in range(6):  # both gunicorn workers, whichever answers
+        assert send("GET", "/api/v1/status", copy)[0] == 401
+        assert send("POST", "/api/v1/arm", copy, headers=api)[0] == 401
+        code, h, _ = send("GET", "/", copy)
+        assert code == 302 and h["location"].startswith("/login")
