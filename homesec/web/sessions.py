@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 REAUTH_S = 600.0
 # last_seen_ts is refreshed at most this often (a polling page must not write on every request).
 SEEN_EVERY_S = 60.0
+# How long that best-effort write waits for another writer (the store's own timeout is 10 s,
+# which a page view must not sit through while the daemon or a stuck writer holds the lock).
+SEEN_WAIT_MS = 250
 USER_AGENT_MAX = 200
 CLIENT_MAX = 64
 
@@ -97,12 +100,22 @@ def lookup(store: Store, secret: str, now: float | None = None) -> SessionInfo |
         return None
     info = _info(r)
     if now - info.last_seen_ts > SEEN_EVERY_S:
-        try:
-            with store.transaction() as c:
-                c.execute("UPDATE web_sessions SET last_seen_ts = ? WHERE id = ?", (now, info.id))
-        except sqlite3.Error as exc:  # read-only or locked: being logged in must not need a write
-            log.debug("session %d: last-seen not recorded: %s", info.id, exc)
+        _mark_seen(store, info.id, now)
     return info
+
+
+def _mark_seen(store: Store, session_id: int, now: float) -> None:
+    """Record the session's last use if the database lets us write within SEEN_WAIT_MS."""
+    conn = store.conn
+    timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute(f"PRAGMA busy_timeout={SEEN_WAIT_MS}")
+    try:
+        with store.transaction() as c:
+            c.execute("UPDATE web_sessions SET last_seen_ts = ? WHERE id = ?", (now, session_id))
+    except sqlite3.Error as exc:  # read-only or locked: being logged in must not need a write
+        log.debug("session %d: last-seen not recorded: %s", session_id, exc)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={timeout}")
 
 
 def list_active(store: Store, now: float | None = None) -> list[SessionInfo]:

@@ -40,6 +40,8 @@ ROUTES = [
 ]
 # Columns that a refused request may still touch (best-effort bookkeeping, not state).
 VOLATILE_COLUMNS = {"last_seen_ts", "last_used_ts"}
+# Tables that record refused requests on purpose (an audit log of failed attempts).
+LOG_TABLE_PREFIXES = ("audit",)
 
 BAD_TOKENS = {
     "no-credentials": None,
@@ -222,6 +224,8 @@ def db_snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
         out = {}
         for t in tables:
+            if t.startswith(LOG_TABLE_PREFIXES):
+                continue
             cur = store.conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid')
             keep = [i for i, d in enumerate(cur.description) if d[0] not in VOLATILE_COLUMNS]
             out[t] = [tuple(row[i] for i in keep) for row in cur.fetchall()]

@@ -446,3 +446,18 @@ def test_copied_cookie_dies_at_logout_under_gunicorn(system: System) -> None:
         assert send("POST", "/api/v1/arm", copy, headers=api)[0] == 401
         code, h, _ = send("GET", "/", copy)
         assert code == 302 and h["location"].startswith("/login")
+
+
+def test_logged_in_while_the_database_is_locked(app: Flask, cfg: Config, clock: Clock) -> None:
+    """Being logged in needs no write: with another connection holding the write lock, the
+    once-a-minute last-seen update is skipped and the request answers (item 4's rule)."""
+    b = login_as(app, "phone")
+    clock.now += sessions.SEEN_EVERY_S + 1
+    blocker = Store(cfg.paths.db_path)
+    blocker.conn.execute("BEGIN IMMEDIATE")
+    try:
+        assert b.api("GET", "/status").status_code == 200
+        assert b.c.get("/").status_code == 200
+    finally:
+        blocker.conn.execute("ROLLBACK")
+        blocker.close()
