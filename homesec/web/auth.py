@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,6 +60,8 @@ PUBLIC_ENDPOINTS = frozenset({"static", "auth.login"})
 LOGIN_WAIT_S = 10.0
 # The key in the signed cookie that holds the session record's secret.
 SESSION_SECRET_KEY = "sid"
+DB_UNWRITABLE = ("The database cannot be written just now (disk full or read-only?), so logins "
+                 "and logouts cannot be recorded. Try again in a minute.")
 
 
 @dataclass(frozen=True)
@@ -249,10 +252,18 @@ def login() -> Any:
                 resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
                 return resp
             password = request.form.get("password", "")
+            # Counted before the check and forgiven on success: a guess whose failure cannot be
+            # recorded (database not writable) is never checked, so that is no way around the
+            # limit either.
+            accounts.record_login_failure(store, client)
             if has_password and accounts.verify_password(store, password):
                 accounts.clear_login_failures(store, client)
                 return _start_session(store, next_url)
-            accounts.record_login_failure(store, client)
+            # a failed login: its failure is already recorded above
+        except sqlite3.OperationalError:
+            resp = _login_page(DB_UNWRITABLE, has_password, next_url, 503)
+            resp.headers["Retry-After"] = "30"
+            return resp
         finally:
             lock.release()
         error = "Wrong password." if has_password else "No password is set yet."
@@ -266,7 +277,10 @@ def logout() -> Any:
     record is deleted, so a copy of the cookie is logged out too."""
     record = current_session()
     if record is not None:
-        sessions.revoke(get_store(), record.id)
+        try:
+            sessions.revoke(get_store(), record.id)
+        except sqlite3.OperationalError:  # not "logged out" while a copy of the cookie still works
+            abort(503, DB_UNWRITABLE)
     session.clear()
     return redirect(url_for("auth.login"))
 

@@ -461,3 +461,34 @@ def test_logged_in_while_the_database_is_locked(app: Flask, cfg: Config, clock: 
     finally:
         blocker.conn.execute("ROLLBACK")
         blocker.close()
+
+
+def test_login_and_logout_need_a_writable_database(app: Flask, cfg: Config,
+                                                   store: Store) -> None:
+    """A login or a guess that cannot be recorded is not checked (503, nothing counted), and a
+    logout that cannot end the record says so instead of pretending (the copy would live on)."""
+    b = login_as(app, "phone")
+    other = Browser(app.test_client())
+    csrf = csrf_from(other.c.get("/login").data)
+    blocker = Store(cfg.paths.db_path)
+    blocker.conn.execute("PRAGMA busy_timeout=0")
+    store.conn.execute("PRAGMA busy_timeout=0")
+    blocker.conn.execute("BEGIN IMMEDIATE")
+    try:
+        import homesec.storage.store as store_mod
+
+        with pytest.MonkeyPatch.context() as mp:  # fail fast instead of the 10 s busy wait
+            real = store_mod.connect
+            mp.setattr(store_mod, "connect", lambda path, timeout_s=10.0: real(path, 0.2))
+            resp = other.c.post("/login", data={"password": "wrong guess!", "csrf_token": csrf})
+            assert resp.status_code == 503 and b"cannot be written" in resp.data
+            resp = other.c.post("/login", data={"password": PASSWORD, "csrf_token": csrf})
+            assert resp.status_code == 503
+            assert b.c.post("/logout", data={"csrf_token": b.csrf}).status_code == 503
+            assert b.api("GET", "/status").status_code == 200  # still logged in, as it says
+    finally:
+        blocker.conn.execute("ROLLBACK")
+        blocker.close()
+    assert store.conn.execute("SELECT COUNT(*) FROM login_failures").fetchone()[0] == 0
+    assert b.c.post("/logout", data={"csrf_token": b.csrf}).status_code == 302
+    assert b.api("GET", "/status").status_code == 401
