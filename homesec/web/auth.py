@@ -40,6 +40,7 @@ from flask import (
 )
 from werkzeug.exceptions import BadHost
 
+from homesec.storage.store import Store
 from homesec.web import accounts, sessions
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error, wants_json
@@ -179,7 +180,7 @@ def require_fresh_login() -> None:
     ident = identity()
     if ident.kind != "session" or ident.login is None or not ident.login.fresh():
         abort(403, "Creating or revoking a token needs your password: confirm it on the "
-                   "Tokens page (it counts for 10 minutes).")
+                   f"Sessions & tokens page (it counts for {int(sessions.REAUTH_S // 60)} minutes).")
 
 
 def _safe_next(target: str | None) -> str:
@@ -199,7 +200,7 @@ def _login_page(error: str | None, has_password: bool, next_url: str, status: in
                                     next=next_url), status=status)
 
 
-def _start_session(store: Any, next_url: str) -> Response:
+def _start_session(store: Store, next_url: str) -> Response:
     """After the password was right: a new session record and cookie (a fresh secret and CSRF
     token, so a cookie planted before the login is worth nothing), the old one ended."""
     old = current_session()
