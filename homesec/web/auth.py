@@ -313,6 +313,7 @@ def session_revoke(session_id: int) -> Any:
         abort(403, "Only a login session can end sessions.")
     if not sessions.revoke(get_store(), session_id):
         abort(404, f"There is no session {session_id}.")
+    audit.log(get_store(), "logout", ident.label, client_addr(), f"session {session_id} ended")
     if ident.login is not None and ident.login.id == session_id:
         session.clear()
         return redirect(url_for("auth.login"))

@@ -234,3 +234,13 @@ def test_event_page_says_disarmed_in_time(browser: Browser, store: Store, add_ev
     page = browser.c.get(f"/events/{eid}").data.decode()
     assert "disarmed in time: no alert" in page
     assert browser.api("GET", f"/events/{eid}").json["alarm"] == "disarmed_in_time"
+
+
+def test_logout_everywhere_is_audited(browser: Browser, app: Flask) -> None:
+    home = browser.c.get("/")
+    resp = browser.c.post("/logout/everywhere", data={"csrf_token": csrf_from(home.data)})
+    assert resp.status_code == 302
+    entries = browser_audit(app)
+    ended = [e for e in entries if e["action"] == "logout"]
+    assert len(ended) == 1 and ended[0]["detail"] == "everywhere"
+    assert ended[0]["client"] == "127.0.0.1" and ended[0]["who"].startswith("owner")
