@@ -90,6 +90,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN batch INTEGER;
     CREATE INDEX outbox_batch ON outbox(batch);
     """,
+    # 3 (mqtt): the other units of the site this unit has heard from over MQTT (written by the
+    # capture daemon's MQTT client, shown by the web UI). One row per unit name.
+    """
+    CREATE TABLE site_units (
+        unit TEXT PRIMARY KEY,
+        online INTEGER NOT NULL DEFAULT 0,
+        url TEXT,
+        seen_ts REAL NOT NULL,
+        last_event_ts REAL
+    );
+    """,
 ]
 
 

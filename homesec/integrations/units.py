@@ -1,0 +1,66 @@
+"""What the web UI learns from the MQTT client: the other units of the site (a table in SQLite,
+written by the capture daemon) and the client's connection state (a small file in the runtime
+dir: it changes with every broker hiccup and is worthless after a reboot, so it stays off the SD
+card). The web never talks to the broker itself."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from homesec.system.atomic import write_atomic
+
+STATUS_NAME = "mqtt.json"
+
+
+@dataclass
+class SiteUnit:
+    """Another unit of the site, as last heard of."""
+
+    unit: str
+    online: bool
+    url: str | None
+    seen_ts: float
+    last_event_ts: float | None
+
+
+def upsert_unit(conn: sqlite3.Connection, unit: str, seen_ts: float, online: bool | None = None,
+                url: str | None = None, last_event_ts: float | None = None) -> None:
+    """Record news of `unit`; fields given as None keep their stored value."""
+    conn.execute(
+        "INSERT INTO site_units (unit, online, url, seen_ts, last_event_ts)"
+        " VALUES (?, COALESCE(?, 0), ?, ?, ?) ON CONFLICT(unit) DO UPDATE SET"
+        " online = COALESCE(excluded.online, online), url = COALESCE(excluded.url, url),"
+        " seen_ts = excluded.seen_ts,"
+        " last_event_ts = COALESCE(excluded.last_event_ts, last_event_ts)",
+        (unit, None if online is None else int(online), url, seen_ts, last_event_ts),
+    )
+
+
+def site_units(conn: sqlite3.Connection) -> list[SiteUnit]:
+    """Every unit heard of, by name."""
+    rows = conn.execute("SELECT * FROM site_units ORDER BY unit").fetchall()
+    return [SiteUnit(r["unit"], bool(r["online"]), r["url"], r["seen_ts"], r["last_event_ts"])
+            for r in rows]
+
+
+def site_units_json(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """For the status API and the home page."""
+    return [asdict(u) for u in site_units(conn)]
+
+
+def write_status(runtime_dir: Path, status: dict[str, Any]) -> None:
+    """Replace mqtt.json (connected or since when not, broker, site, unit)."""
+    write_atomic(runtime_dir / STATUS_NAME, json.dumps(status).encode())
+
+
+def read_status(runtime_dir: Path) -> dict[str, Any] | None:
+    """The MQTT client's last status; None when MQTT is off or the daemon never wrote one."""
+    try:
+        data = json.loads((runtime_dir / STATUS_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
