@@ -45,11 +45,7 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self.passwd = folder / "passwd"
-        self.passwd.write_text("")
-        for user, pw in ((USER, PASSWORD), (HA_USER, HA_PASSWORD)):
-            subprocess.run(["mosquitto_passwd", "-b", str(self.passwd), user, pw], check=True,
-                           capture_output=True)
-        os.chmod(self.passwd, 0o600)
+        self.set_users({USER: PASSWORD, HA_USER: HA_PASSWORD})
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
                  f"password_file {self.passwd}", "persistence false",
                  "log_dest stderr", "log_type error", "log_type warning"]
@@ -59,6 +55,19 @@ class Broker:
             lines += [f"cafile {certs.ca}", f"certfile {certs.cert}", f"keyfile {certs.key}"]
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
+
+    def set_users(self, users: dict[str, str]) -> None:
+        """Write the password file (takes effect at start or reload())."""
+        self.passwd.write_text("")
+        os.chmod(self.passwd, 0o600)
+        for user, pw in users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(self.passwd), user, pw], check=True,
+                           capture_output=True)
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto rereads its password file."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     def start(self, timeout: float = 10.0) -> Broker:
         """Run it and wait until it accepts TCP connections."""

@@ -32,6 +32,12 @@ class LocalArm:
         return (self.changed_ts, self.changed_by)
 
     @property
+    def initial(self) -> bool:
+        """Never set by anybody (the row the first migration wrote): a new unit joining a site
+        takes the site's state instead of imposing its own."""
+        return self.changed_by == "install"
+
+    @property
     def ha_state(self) -> str:
         """What Home Assistant's alarm panel shows."""
         return HA_STATES.get(self.state, "disarmed")

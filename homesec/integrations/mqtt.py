@@ -170,9 +170,10 @@ class MqttBridge(threading.Thread):
         self.adapter = ArmAdapter(self.store, self.cfg.alarm.exit_delay_s)
         local = self.adapter.read()
         self._seen_key = local.key
-        self.held = SiteArm(site_state(local.state),
-                            local.deadline_ts if site_state(local.state) == "arming" else None,
-                            local.changed_ts, self.unit, local.changed_by)
+        if not local.initial:  # (a change made here while the daemon was down counts)
+            state = site_state(local.state)
+            self.held = SiteArm(state, local.deadline_ts if state == "arming" else None,
+                                local.changed_ts, self.unit, local.changed_by)
         mc = self.cfg.mqtt
         self._write_status()
         self._client = self._make_client()
@@ -252,12 +253,12 @@ class MqttBridge(threading.Thread):
             self._broker_stamp = None
             self._announce()
             self._write_status()
-        elif kind in ("disconnected", "refused"):
-            was = self.connected
-            if was or data != self.last_error:
+        elif kind == "refused" or (kind == "disconnected" and self.connected):
+            # (paho reports a refused connect twice: refused, then disconnected; keep the reason)
+            if self.connected or data != self.last_error:
                 log.warning("MQTT: %s (%s); reconnecting with backoff",
                             "disconnected" if kind == "disconnected" else "connection refused", data)
-            if was:
+            if self.connected:
                 self.since = time.time()
             self.connected, self.last_error = False, str(data)
             self._write_status()

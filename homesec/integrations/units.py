@@ -30,13 +30,13 @@ class SiteUnit:
 def upsert_unit(conn: sqlite3.Connection, unit: str, seen_ts: float, online: bool | None = None,
                 url: str | None = None, last_event_ts: float | None = None) -> None:
     """Record news of `unit`; fields given as None keep their stored value."""
+    flag = None if online is None else int(online)
     conn.execute(
         "INSERT INTO site_units (unit, online, url, seen_ts, last_event_ts)"
-        " VALUES (?, COALESCE(?, 0), ?, ?, ?) ON CONFLICT(unit) DO UPDATE SET"
-        " online = COALESCE(excluded.online, online), url = COALESCE(excluded.url, url),"
-        " seen_ts = excluded.seen_ts,"
-        " last_event_ts = COALESCE(excluded.last_event_ts, last_event_ts)",
-        (unit, None if online is None else int(online), url, seen_ts, last_event_ts),
+        " VALUES (:unit, COALESCE(:online, 0), :url, :seen, :event) ON CONFLICT(unit) DO UPDATE"
+        " SET online = COALESCE(:online, online), url = COALESCE(:url, url), seen_ts = :seen,"
+        " last_event_ts = COALESCE(:event, last_event_ts)",
+        {"unit": unit, "online": flag, "url": url, "seen": seen_ts, "event": last_event_ts},
     )
 
 
@@ -64,3 +64,16 @@ def read_status(runtime_dir: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def web_json(enabled: bool, runtime_dir: Path, conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The home page's "Site" card and the `mqtt` part of GET /api/v1/status (None: MQTT off).
+
+    `text` is what a person reads: "MQTT: connected" or "MQTT: disconnected since T"."""
+    if not enabled:
+        return None
+    st = read_status(runtime_dir) or {"connected": False, "since": None,
+                                      "error": "no status from the capture daemon"}
+    return {"connected": bool(st.get("connected")), "since": st.get("since"),
+            "error": st.get("error"), "site": st.get("site"), "unit": st.get("unit"),
+            "units": site_units_json(conn)}
