@@ -142,7 +142,7 @@ class MqttBridge(threading.Thread):
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"homesec-{self.site}-{self.unit}",
                              protocol=paho.MQTTv311)
         if mc.username:
-            client.username_pw_set(mc.username, mqtt_password().value)
+            client.username_pw_set(mc.username, mqtt_password().value or None)
         if mc.tls:
             client.tls_set(ca_certs=str(mc.ca_file) if mc.ca_file else None,
                            cert_reqs=ssl.CERT_REQUIRED if mc.verify_tls else ssl.CERT_NONE)
