@@ -407,7 +407,11 @@ def summary(cfg: Config) -> str:
         else "mail off"
     )
     auth = "login required" if cfg.web.auth else "NO LOGIN"
+    mq = cfg.mqtt
+    mqtt = (f", MQTT {mq.host}:{mq.port}{' (TLS)' if mq.tls else ''} as unit '{mq.unit_name()}' "
+            f"of site '{mq.site}'" if mq.enabled else "")
     return (
         f"camera '{cam.name}' ({src}, {cam.width}x{cam.height} @ {cam.fps:g} fps), "
         f"state in {cfg.paths.state_dir}, {mail}, web on {cfg.web.bind}:{cfg.web.port} ({auth})"
+        f"{mqtt}"
     )
