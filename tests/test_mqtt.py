@@ -355,6 +355,39 @@ def test_bad_messages_are_ignored_with_one_log_line_each_and_change_nothing(
     within(2.0, "disarmed by a good command", lambda: state_of(u.db) == "disarmed")
 
 
+def test_with_a_pin_disarming_over_mqtt_needs_the_code_which_no_message_carries(
+        tmp_path: Path, broker: Broker, cleanup: list[Any]) -> None:
+    w = Watcher(broker)
+    cleanup.append(w)
+    data = unit_config(tmp_path, broker, "vault")
+    store = Store(parse(data).paths.db_path)
+    store.set_arm(True, by="owner")
+    store.close()
+    u = Unit(tmp_path, data, env={"HOMESEC_MQTT_PIN": "4321"}).start()
+    cleanup.append(u)
+    wait_online(w, u)
+    config = poll(lambda: (p := w.payload(
+        "homeassistant/alarm_control_panel/homesec_home_vault/alarm/config")) and json.loads(p), 5)
+    assert config["code"] == "REMOTE_CODE"
+    w.publish("homesec/home/arm/set", b"DISARM")  # no code: refused
+    # What Home Assistant's command_template sends once the user typed the code.
+    w.publish("homesec/home/arm/set", '{"action": "DISARM", "code": "4321"}')
+    within(2.0, "disarmed with the right code", lambda: state_of(u.db) == "disarmed")
+    w.publish("homesec/home/arm/set", "ARM_AWAY")  # arming needs no code
+    within(2.0, "armed without a code", lambda: state_of(u.db) == "armed")
+    # A wrong code locks disarming for a few seconds: the right one right after is refused too.
+    w.publish("homesec/home/arm/set", '{"action": "DISARM", "code": "1111"}')
+    w.publish("homesec/home/arm/set", '{"action": "DISARM", "code": "4321"}')
+    ignored = poll(lambda: [ln for ln in u.log_text().splitlines() if "ignored a message" in ln]
+                   if u.log_text().count("ignored a message") >= 3 else None, 3.0)
+    assert ignored, u.log_text()
+    assert "without the code" in ignored[0] and "with a wrong code" in ignored[1]
+    assert "wrong code came" in ignored[2]
+    assert state_of(u.db) == "armed"
+    assert "4321" not in u.log_text()
+    assert all(b"4321" not in m.payload for t, m in w.messages.items() if t != "homesec/home/arm/set")
+
+
 # ---- broker outage -------------------------------------------------------------------------------
 
 def test_broker_down_10s_detection_and_email_go_on_then_everything_is_republished(

@@ -225,3 +225,23 @@ def test_no_site_card_when_mqtt_is_off(tmp_path: Path) -> None:
     client = create_app(cfg).test_client()
     assert "MQTT" not in client.get("/", headers={"Host": "127.0.0.1"}).data.decode()
     assert client.get("/api/v1/status", headers={"Host": "127.0.0.1"}).json["mqtt"] is None
+
+
+def test_commands_may_carry_a_code_that_never_shows_in_repr() -> None:
+    cmd = parse_command(b'{"action": "DISARM", "code": "4321"}')
+    assert cmd.code == "4321" and "4321" not in repr(cmd)
+    assert parse_command(b'{"action": "DISARM", "code": 4321}').code == "4321"
+    assert parse_command(b'{"action": "DISARM", "code": ""}').code is None
+
+
+def test_with_a_pin_home_assistant_asks_for_a_code_the_config_does_not_contain() -> None:
+    t = Topics("home", "garage", "homeassistant")
+    panel = discovery_messages(t, "Garage", "http://g", pin="4321")[
+        "homeassistant/alarm_control_panel/homesec_home_garage/alarm/config"]
+    assert panel["code"] == "REMOTE_CODE" and panel["code_disarm_required"] is True
+    assert panel["code_arm_required"] is False
+    assert "{{ code }}" in panel["command_template"]
+    assert "4321" not in json.dumps(panel)
+    text = discovery_messages(t, "Garage", "http://g", pin="open sesame")[
+        "homeassistant/alarm_control_panel/homesec_home_garage/alarm/config"]
+    assert text["code"] == "REMOTE_CODE_TEXT"

@@ -97,8 +97,12 @@ def _entity(t: Topics, object_id: str, name: str, device: dict[str, Any]) -> dic
     }
 
 
-def discovery_messages(t: Topics, camera_name: str, base_url: str) -> dict[str, dict[str, Any]]:
-    """{config topic: payload} for every entity of this unit."""
+def discovery_messages(t: Topics, camera_name: str, base_url: str, pin: str | None = None
+                       ) -> dict[str, dict[str, Any]]:
+    """{config topic: payload} for every entity of this unit.
+
+    With a PIN, Home Assistant asks for a code when disarming and sends it in the command
+    (`code: REMOTE_CODE`: checked here, on the box); the PIN itself never goes into a config."""
     device = {
         "identifiers": [t.node_id],
         "name": f"homesec {t.unit}",
@@ -116,6 +120,12 @@ def discovery_messages(t: Topics, camera_name: str, base_url: str) -> dict[str, 
         "payload_arm_away": "ARM_AWAY",
         "payload_disarm": "DISARM",
     }
+    if pin:
+        alarm |= {
+            "code": "REMOTE_CODE" if pin.isdigit() else "REMOTE_CODE_TEXT",
+            "code_disarm_required": True,
+            "command_template": '{"action": "{{ action }}", "code": "{{ code }}"}',
+        }
     motion = _entity(t, "motion", "Motion", device) | {
         "state_topic": t.motion,
         "device_class": "motion",

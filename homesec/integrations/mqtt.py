@@ -19,6 +19,7 @@ after seeing another one always wins over it).
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import queue
@@ -56,7 +57,7 @@ from homesec.integrations.site import (
     wins,
 )
 from homesec.storage.store import Store
-from homesec.system.credentials import mqtt_password
+from homesec.system.credentials import mqtt_password, mqtt_pin
 
 log = logging.getLogger("homesec.integrations.mqtt")
 
@@ -64,6 +65,7 @@ POLL_S = 0.05  # how often the local arm state is read: most of the arm-to-all-u
 SYNC_GRACE_S = 0.5  # after a connect, wait this long for the retained site state before ours
 SENSORS_EVERY_S = 30.0  # frame rate and disk use for Home Assistant
 KEEPALIVE_S = 30  # the broker declares us gone (last will) after 1.5x this without a packet
+WRONG_CODE_LOCK_S = 5.0  # after a wrong PIN, disarm commands are refused this long
 MAX_PENDING = 10_000  # event messages kept for an outage (ids only; a week of a busy door)
 QOS = 1
 
@@ -94,6 +96,8 @@ class MqttBridge(threading.Thread):
         self._next_sensors = 0.0
         self._client: paho.Client | None = None
         self.store: Store | None = None
+        self._pin = mqtt_pin().value or None
+        self._locked_until = 0.0
 
     # ---- called from other threads ---------------------------------------------------------
 
@@ -274,7 +278,7 @@ class MqttBridge(threading.Thread):
         """Everything Home Assistant and the other units need after a (re)connect or when Home
         Assistant (re)starts: discovery configs, availability, this unit's states."""
         for topic, payload in discovery_messages(self.topics, self.cfg.camera.name,
-                                                 self.cfg.web.base_url).items():
+                                                 self.cfg.web.base_url, self._pin).items():
             self._publish(topic, encode(payload))
         self._publish(self.topics.info, encode({"unit": self.unit, "site": self.site,
                                                 "url": self.cfg.web.base_url}))
@@ -322,6 +326,15 @@ class MqttBridge(threading.Thread):
         if retained:
             raise BadMessage("a retained command (it would re-run on every connect); "
                              "clear it with: mosquitto_pub -r -n -t " + self.topics.arm_set)
+        if cmd.action == "DISARM" and self._pin is not None:
+            if time.monotonic() < self._locked_until:
+                raise BadMessage(f"DISARM refused: a wrong code came less than "
+                                 f"{WRONG_CODE_LOCK_S:g} s ago")
+            if cmd.code is None:
+                raise BadMessage("DISARM without the code (a PIN is set: mqtt_pin)")
+            if not hmac.compare_digest(cmd.code.encode(), self._pin.encode()):
+                self._locked_until = time.monotonic() + WRONG_CODE_LOCK_S
+                raise BadMessage("DISARM with a wrong code")
         before = self.adapter.read()
         after: LocalArm = self.adapter.command(cmd.action, by="Home Assistant")
         if after.key != before.key:

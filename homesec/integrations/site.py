@@ -125,23 +125,30 @@ class Command:
     """An arm/disarm command, as Home Assistant sends it (or a person with mosquitto_pub)."""
 
     action: str  # one of COMMANDS
+    code: str | None = None  # the PIN, when Home Assistant's command_template sends one
+
+    def __repr__(self) -> str:
+        return f"Command({self.action!r}, code={'***' if self.code else None})"
 
 
 def parse_command(payload: bytes) -> Command:
-    """`ARM_AWAY` / `DISARM` (Home Assistant's default payloads), or the JSON a command_template
-    makes: {"action": "ARM_AWAY"}."""
+    """`ARM_AWAY` / `DISARM` (Home Assistant's default payloads), or the JSON our
+    command_template makes: {"action": "DISARM", "code": "1234"}."""
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise BadMessage("not UTF-8 text") from None
-    action = text
+    action: Any = text
+    code = None
     if text.startswith("{"):
         try:
             data = json.loads(text)
         except ValueError:
             raise BadMessage("not valid JSON") from None
         action = data.get("action") if isinstance(data, dict) else None
+        code = data.get("code") if isinstance(data, dict) else None
+        code = str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
     if action not in COMMANDS:
         shown = action if isinstance(action, str) else text
         raise BadMessage(f"unknown command {shown[:40]!r} (expected {' or '.join(COMMANDS)})")
-    return Command(str(action))
+    return Command(str(action), code or None)

@@ -68,6 +68,16 @@ def mqtt_password(environ: Mapping[str, str] | None = None) -> Secret:
     return _secret(MQTT_PASSWORD_ENV, MQTT_CREDENTIAL_NAME, environ)
 
 
+MQTT_PIN_ENV = "HOMESEC_MQTT_PIN"
+MQTT_PIN_CREDENTIAL_NAME = "mqtt_pin"
+
+
+def mqtt_pin(environ: Mapping[str, str] | None = None) -> Secret:
+    """The optional PIN that disarming over MQTT must carry ($HOMESEC_MQTT_PIN, else
+    $CREDENTIALS_DIRECTORY/mqtt_pin); none set = no PIN."""
+    return _secret(MQTT_PIN_ENV, MQTT_PIN_CREDENTIAL_NAME, environ)
+
+
 def _secret(env_name: str, cred_name: str, environ: Mapping[str, str] | None) -> Secret:
     env = os.environ if environ is None else environ
     value = env.get(env_name)
