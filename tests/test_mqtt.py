@@ -230,6 +230,14 @@ def test_discovery_configs_parse_with_required_fields_and_last_will_on_sigkill(
     # The snapshot of the first event (the demo's first crossing is at 5 s) is a JPEG.
     jpeg = poll(lambda: w.payload(image["image_topic"]), 25.0)
     assert jpeg and jpeg[:3] == b"\xff\xd8\xff"
+    event = json.loads(w.payload("homesec/home/hall/event") or b"{}")
+    assert set(event) >= {"id", "unit", "start", "end", "in_progress", "boxes", "snapshot_url",
+                          "clip_url"}
+    assert event["unit"] == "hall" and event["in_progress"] is False and event["boxes"]
+    assert event["snapshot_url"] == f"http://hall.test:8080/api/v1/events/{event['id']}/snapshot.jpg"
+    within(2.0, "motion ON during the event, OFF after it", lambda: (
+        seen := [p for _, t, p, _ in list(w.history) if t == motion["state_topic"]])
+        and b"ON" in seen and seen[-1] == b"OFF")
     sensors = poll(lambda: (p := w.payload(by_component["sensor"][0]["state_topic"])) and
                    json.loads(p), 5.0)
     assert set(sensors) >= {"fps", "disk_used_pct"}

@@ -147,7 +147,9 @@ def test_adapter_applies_a_remote_change_with_its_stamp_and_source(tmp_path: Pat
     ad = ArmAdapter(store, exit_delay_s=30)
     assert ad.read().initial
     ts = time.time() - 5
-    local = ad.apply_remote(SiteArm("arming", ts + 60, ts, "garage", "web"), by="unit garage: web")
+    wrote = ad.apply_remote(SiteArm("arming", ts + 60, ts, "garage", "web"), by="unit garage: web")
+    local = ad.read()
+    assert wrote.key == local.key
     assert (local.state, local.changed_ts, local.changed_by) == ("arming", ts, "unit garage: web")
     assert local.deadline_ts == pytest.approx(ts + 60)
     assert not local.initial

@@ -57,13 +57,14 @@ class ArmAdapter:
 
     def apply_remote(self, arm: SiteArm, by: str) -> LocalArm:
         """Take over a change made elsewhere, with its own time stamp, so the local history
-        shows when it was made and where (`by`, e.g. "unit garage: web")."""
+        shows when it was made and where (`by`, e.g. "unit garage: web"). Returns what was
+        written (not a fresh read, which could already show a later local change)."""
         if arm.state == "disarmed":
             self.store.set_arm(False, by=by, now=arm.ts)
         else:
             delay = max(0.0, (arm.deadline_ts or arm.ts) - arm.ts) if arm.state == "arming" else 0.0
             self.store.set_arm(True, by=by, delay_s=delay, now=arm.ts)
-        return self.read()
+        return LocalArm(arm.state, arm.deadline_ts, arm.ts, by)
 
     def command(self, action: str, by: str) -> LocalArm:
         """ARM_AWAY (with this unit's exit delay; already armed stays armed) or DISARM."""

@@ -314,12 +314,13 @@ class MqttBridge(threading.Thread):
         local = self.adapter.read()
         mine = SiteArm(site_state(local.state), local.deadline_ts, local.changed_ts, self.unit, "")
         if not mine.same_state(arm):
-            by = f"Home Assistant via unit {arm.unit}" if arm.by == "Home Assistant" else (
-                f"unit {arm.unit}: {arm.by}")
-            local = self.adapter.apply_remote(arm, by=by[:200])
+            by = (f"Home Assistant via unit {arm.unit}" if arm.by == "Home Assistant" else
+                  f"unit {arm.unit}: {arm.by}")[:200]
+            # The key our own write left (not a fresh read: a change the web wrote a moment
+            # later must still look like a local change and be published).
+            self._seen_key = self.adapter.apply_remote(arm, by=by).key
             log.info("arm state %s from unit %s (%s)", arm.state, arm.unit, arm.by)
         self.held = arm
-        self._seen_key = local.key
 
     def _command(self, payload: bytes, retained: bool) -> None:
         cmd = parse_command(payload)
