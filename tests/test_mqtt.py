@@ -279,6 +279,10 @@ def test_tls_broker_with_a_ca_made_here_and_the_password_from_a_credential_file(
     w.publish("homesec/home/arm/set", "ARM_AWAY")
     within(2.0, "armed over TLS", lambda: state_of(u.db) == "armed")
     assert PASSWORD not in u.log_text()
+    u.stop()  # SIGTERM: a clean stop says offline itself
+    assert u.proc is not None and u.proc.returncode == 0
+    within(2.0, "offline after a clean stop",
+           lambda: w.payload("homesec/home/attic/availability") == b"offline")
 
 
 def test_wrong_password_shows_disconnected_and_capture_goes_on(
