@@ -91,7 +91,8 @@
     if (mq && mqEl) {
       mqEl.className = mq.connected ? "ok" : "bad";
       mqEl.textContent = "MQTT: " + (mq.connected ? "connected"
-        : mq.since ? `disconnected since ${fmtTime(mq.since)}` : "not connected");
+        : mq.since ? `disconnected since ${fmtTime(mq.since)}` : "not connected")
+        + (!mq.connected && mq.error ? ` (${mq.error})` : "");
     }
   }
 

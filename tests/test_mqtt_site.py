@@ -214,7 +214,7 @@ def test_home_page_shows_disconnected_since_and_the_other_units(tmp_path: Path) 
     store.close()
     client = create_app(cfg).test_client()
     page = client.get("/", headers={"Host": "127.0.0.1"}).data.decode()
-    assert "MQTT: disconnected since 2026-03-04 05:06:07" in page
+    assert "MQTT: disconnected since 2026-03-04 05:06:07 (Connection refused)" in page
     assert '<a href="http://garage.local:8080">garage</a>' in page and "online" in page
     st = client.get("/api/v1/status", headers={"Host": "127.0.0.1"}).json["mqtt"]
     assert st["connected"] is False and st["units"][0]["online"] is True

@@ -96,6 +96,7 @@ class MqttBridge(threading.Thread):
         self._next_sensors = 0.0
         self._client: paho.Client | None = None
         self.store: Store | None = None
+        self.adapter: ArmAdapter  # (made in run(), with the thread's own Store)
         self._pin = mqtt_pin().value or None
         self._locked_until = 0.0
 
@@ -179,8 +180,15 @@ class MqttBridge(threading.Thread):
             self.held = SiteArm(state, local.deadline_ts if state == "arming" else None,
                                 local.changed_ts, self.unit, local.changed_by)
         mc = self.cfg.mqtt
+        try:
+            self._client = self._make_client()
+        except (OSError, ssl.SSLError, ValueError) as exc:  # a missing or broken mqtt.ca_file
+            self.last_error = f"cannot set up TLS with mqtt.ca_file {mc.ca_file}: {exc}"
+            log.error("MQTT off until restart: %s", self.last_error)
+            self._write_status()
+            self.store.close()
+            return
         self._write_status()
-        self._client = self._make_client()
         log.info("MQTT: unit '%s' of site '%s', broker %s:%d%s", self.unit, self.site, mc.host,
                  mc.port, " (TLS)" if mc.tls else "")
         self._client.connect_async(mc.host, mc.port, keepalive=KEEPALIVE_S)
