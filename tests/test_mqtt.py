@@ -173,6 +173,8 @@ def test_conflicting_changes_end_in_one_state_everywhere(
             return site if site and ra["state"] == rb["state"] == site["state"] else None
         site = poll(settled, 3.0)
         assert site, (arm_row(a.db), arm_row(b.db), w.payload("homesec/home/arm"))
+        # b's change was made later: the larger stamp, so b's state is the site's.
+        assert (site["unit"], site["state"]) == ("b", "disarmed" if want_a else "armed")
 
 
 # ---- Home Assistant discovery and the last will --------------------------------------------------

@@ -317,6 +317,7 @@ class MqttBridge(threading.Thread):
     def _remote_arm(self, payload: bytes) -> None:
         arm = parse_site_arm(payload, self.site, time.time(), self.cfg.mqtt.max_clock_skew_s)
         self._broker_stamp = arm.stamp
+        self._check_local()  # a change written here since the last poll competes too
         if not wins(arm, self.held):
             return  # ours is newer: the step republishes it
         local = self.adapter.read()
