@@ -247,3 +247,19 @@ def test_with_a_pin_home_assistant_asks_for_a_code_the_config_does_not_contain()
     text = discovery_messages(t, "Garage", "http://g", pin="open sesame")[
         "homeassistant/alarm_control_panel/homesec_home_garage/alarm/config"]
     assert text["code"] == "REMOTE_CODE_TEXT"
+
+
+def test_news_of_other_units() -> None:
+    assert units.peer_news("front", "garage/availability", b"online") == {
+        "unit": "garage", "online": True}
+    assert units.peer_news("front", "garage/info", b'{"url": "http://g.local:8080"}') == {
+        "unit": "garage", "url": "http://g.local:8080"}
+    assert units.peer_news("front", "garage/event", b'{"start": 12.5}') == {
+        "unit": "garage", "last_event_ts": 12.5}
+    assert units.peer_news("front", "front/availability", b"online") is None  # ourselves
+    assert units.peer_news("front", "garage/sensors", b"{}") is None
+    for rest, payload in (("garage/availability", b"up"), ("a b/availability", b"online"),
+                          ("garage/info", b'{"url": "file:///etc/passwd"}'),
+                          ("garage/event", b'{"start": true}'), ("garage/event", b"[]")):
+        with pytest.raises(BadMessage):
+            units.peer_news("front", rest, payload)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import queue
 import shutil
@@ -372,36 +371,11 @@ class MqttBridge(threading.Thread):
 
     def _peer(self, rest: str, payload: bytes) -> None:
         """News of another unit of the site, for the web UI's list."""
-        unit, _, what = rest.partition("/")
-        if unit == self.unit or not unit or "/" in what:
-            return
-        now = time.time()
-        assert self.store is not None
-        if what == "availability":
-            if payload not in (AVAILABLE.encode(), NOT_AVAILABLE.encode()):
-                raise BadMessage("availability must be 'online' or 'offline'")
+        news = units.peer_news(self.unit, rest, payload)
+        if news is not None:
+            assert self.store is not None
             with self.store.transaction() as c:
-                units.upsert_unit(c, unit, now, online=payload == AVAILABLE.encode())
-        elif what in ("info", "event"):
-            try:
-                data = json.loads(payload)
-            except (ValueError, UnicodeDecodeError):
-                raise BadMessage("not JSON") from None
-            if not isinstance(data, dict):
-                raise BadMessage("not a JSON object")
-            if what == "info":
-                url = data.get("url")
-                if not (isinstance(url, str) and url.startswith(("http://", "https://"))
-                        and len(url) < 300):
-                    raise BadMessage("info needs an http(s) url")
-                with self.store.transaction() as c:
-                    units.upsert_unit(c, unit, now, url=url)
-            else:
-                start = data.get("start")
-                if isinstance(start, bool) or not isinstance(start, int | float):
-                    raise BadMessage("event needs a numeric start")
-                with self.store.transaction() as c:
-                    units.upsert_unit(c, unit, now, last_event_ts=float(start))
+                units.upsert_unit(c, seen_ts=time.time(), **news)
 
     # ---- events, sensors -------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ card). The web never talks to the broker itself."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from homesec.integrations.site import BadMessage
 from homesec.system.atomic import write_atomic
 
 STATUS_NAME = "mqtt.json"
@@ -38,6 +40,39 @@ def upsert_unit(conn: sqlite3.Connection, unit: str, seen_ts: float, online: boo
         " last_event_ts = COALESCE(:event, last_event_ts)",
         {"unit": unit, "online": flag, "url": url, "seen": seen_ts, "event": last_event_ts},
     )
+
+
+UNIT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def peer_news(own_unit: str, rest: str, payload: bytes) -> dict[str, Any] | None:
+    """What a message on homesec/<site>/`rest` says about another unit, as upsert_unit()
+    arguments; None for topics that carry no news for the list (our own, sensors, ...).
+    BadMessage for a malformed one."""
+    unit, _, what = rest.partition("/")
+    if unit == own_unit or what not in ("availability", "info", "event"):
+        return None
+    if not UNIT_NAME.fullmatch(unit):
+        raise BadMessage(f"not a unit name: {unit[:50]!r}")
+    if what == "availability":
+        if payload not in (b"online", b"offline"):
+            raise BadMessage("availability must be 'online' or 'offline'")
+        return {"unit": unit, "online": payload == b"online"}
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise BadMessage("not JSON") from None
+    if not isinstance(data, dict):
+        raise BadMessage("not a JSON object")
+    if what == "info":
+        url = data.get("url")
+        if not (isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) < 300):
+            raise BadMessage("info needs an http(s) url")
+        return {"unit": unit, "url": url}
+    start = data.get("start")
+    if isinstance(start, bool) or not isinstance(start, int | float):
+        raise BadMessage("event needs a numeric start")
+    return {"unit": unit, "last_event_ts": float(start)}
 
 
 def site_units(conn: sqlite3.Connection) -> list[SiteUnit]:
