@@ -285,6 +285,64 @@ class WebConfig(Section):
         return value
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # site and unit names: MQTT topic levels, HA unique ids
+
+
+class MqttConfig(Section):
+    """Home Assistant and the other units of the site, through the owner's MQTT broker (the
+    password never lives here: see README)."""
+
+    enabled: bool = Field(default=False, description="connect to the MQTT broker")
+    host: str = Field(default="", description="broker host name or address")
+    port: int = Field(default=1883, ge=1, le=65535, description="1883 plain, 8883 with TLS")
+    tls: bool = Field(default=False, description="connect with TLS")
+    verify_tls: bool = Field(default=True, description="verify the broker's certificate (TLS)")
+    ca_file: Path | None = Field(default=None, description="CA bundle to trust; unset = system CAs")
+    username: str = Field(default="", description="broker login; empty = anonymous")
+    site: str = Field(default="home", pattern=NAME_PATTERN,
+                      description="units with the same site share one arm state")
+    unit: str = Field(default="", pattern=r"^([A-Za-z0-9_-]{1,40})?$",
+                      description="this unit's name in the site; empty = the host name")
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,80}$",
+                                  description="Home Assistant's MQTT discovery prefix")
+    reconnect_max_s: float = Field(default=30.0, ge=1.0, le=3600.0,
+                                   description="longest wait between reconnect attempts")
+    max_clock_skew_s: float = Field(
+        default=60.0, ge=1.0, le=86400.0,
+        description="an arm change stamped further than this in the future is ignored",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        """Like [mail]: a password in the config file leaks; say where it goes instead."""
+        if isinstance(data, dict) and any("password" in str(k).lower() for k in data):
+            raise ValueError(
+                "the MQTT password must not be in the config file: set the environment variable "
+                "HOMESEC_MQTT_PASSWORD, or under systemd put it in a credential named mqtt_password "
+                "(LoadCredential=mqtt_password:/etc/homesec/mqtt_password)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _usable_when_enabled(self) -> MqttConfig:
+        if self.enabled and not self.host:
+            raise ValueError("mqtt.enabled needs mqtt.host")
+        if self.unit == "arm":
+            raise ValueError("mqtt.unit cannot be 'arm': homesec/<site>/arm is the site's arm state")
+        return self
+
+    def unit_name(self) -> str:
+        """`unit`, or the host name made into a topic-safe name."""
+        if self.unit:
+            return self.unit
+        import re
+        import socket
+
+        name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:40]
+        return name if name and name != "arm" else "homesec"
+
+
 class Config(Section):
     """The whole configuration file."""
 
@@ -295,6 +353,7 @@ class Config(Section):
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     mail: MailConfig = Field(default_factory=MailConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
 
 
 def _format_error(path: Path | str, exc: ValidationError, data: dict[str, Any]) -> str:
@@ -350,7 +409,11 @@ def summary(cfg: Config) -> str:
         else "mail off"
     )
     auth = "login required" if cfg.web.auth else "NO LOGIN"
+    mq = cfg.mqtt
+    mqtt = (f", MQTT {mq.host}:{mq.port}{' (TLS)' if mq.tls else ''} as unit '{mq.unit_name()}' "
+            f"of site '{mq.site}'" if mq.enabled else "")
     return (
         f"camera '{cam.name}' ({src}, {cam.width}x{cam.height} @ {cam.fps:g} fps), "
         f"state in {cfg.paths.state_dir}, {mail}, web on {cfg.web.bind}:{cfg.web.port} ({auth})"
+        f"{mqtt}"
     )

@@ -87,6 +87,13 @@
     const d = st.disk;
     $("disk").textContent = d.used_pct == null ? "unknown"
       : `${d.used_pct} % used, ${(d.free_bytes / 1e9).toFixed(1)} GB free`;
+    const mq = st.mqtt, mqEl = $("mqtt-state");
+    if (mq && mqEl) {
+      mqEl.className = mq.connected ? "ok" : "bad";
+      mqEl.textContent = "MQTT: " + (mq.connected ? "connected"
+        : mq.since ? `disconnected since ${fmtTime(mq.since)}` : "not connected")
+        + (!mq.connected && mq.error ? ` (${mq.error})` : "");
+    }
   }
 
   function renderEvents(events) {

@@ -72,6 +72,12 @@ class Daemon:
 
     def start_workers(self) -> None:
         """Start the recorder and any other background workers."""
+        if self.cfg.mqtt.enabled:  # Home Assistant and the other units (homesec/integrations/)
+            from homesec.integrations.mqtt import MqttBridge
+
+            bridge = MqttBridge(self.cfg, self.stop)
+            bridge.attach(self.recorder)
+            self.workers.append(bridge)
         self.recorder.start()
         self.workers.append(self.live)
         if self.cfg.mail.enabled:

@@ -105,6 +105,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX web_sessions_expires ON web_sessions(expires_ts);
     """,
+    # 4 (mqtt): the other units of the site this unit has heard from over MQTT (written by the
+    # capture daemon's MQTT client, shown by the web UI). One row per unit name.
+    """
+    CREATE TABLE site_units (
+        unit TEXT PRIMARY KEY,
+        online INTEGER NOT NULL DEFAULT 0,
+        url TEXT,
+        seen_ts REAL NOT NULL,
+        last_event_ts REAL
+    );
+    """,
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from homesec.capture.status import read_status
 from homesec.config import Config
+from homesec.integrations import units
 from homesec.storage.store import ArmStatus, EventRow, Store
 
 
@@ -91,4 +92,5 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "camera": camera_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
+        "mqtt": units.web_json(cfg.mqtt.enabled, cfg.paths.runtime_dir, store.conn),
     }
