@@ -1,0 +1,110 @@
+"""Event clips from the demo source: pre-roll, length, format, splitting, crash safety."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+
+from homesec.camera.demo import DemoCamera
+from homesec.capture.daemon import Daemon
+from homesec.capture.recording import PART_SUFFIX, clean_leftovers
+from homesec.config import Config
+from homesec.storage.clips import clips_of
+from homesec.storage.store import Store
+from tests.test_daemon import LimitedCamera, demo_camera
+
+
+def run_demo(cfg: Config, seconds: float) -> Store:
+    """The real daemon on the demo scene (not paced in real time) for `seconds` of scene."""
+    Daemon(cfg, camera=LimitedCamera(demo_camera(cfg), int(seconds * cfg.camera.fps))).run()
+    return Store(cfg.paths.db_path)
+
+
+def probe(path: Path) -> dict:
+    """ffprobe's view of the file."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries",
+         "stream=codec_name,pix_fmt,profile:format=format_name,duration", "-of", "json",
+         str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    """Every frame, as BGR, decoded with PyAV (raises on a damaged file)."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def test_clip_has_pre_roll_covers_the_event_and_plays_on_phones(make_config) -> None:
+    cfg = make_config(clips={"pre_roll_s": 3.0}, events={"post_motion_s": 2.0})
+    store = run_demo(cfg, 15.0)  # one crossing, 5 s .. 9 s
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    info = probe(path)
+    assert info["format"]["format_name"].startswith("mov,mp4")
+    (stream,) = info["streams"]
+    assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p"
+    # The index is at the front (+faststart): a phone can play before it has the whole file.
+    head = path.read_bytes()[:64]
+    assert head[4:8] == b"ftyp" and b"moov" in path.read_bytes()[:4096]
+    expected = cfg.clips.pre_roll_s + (ev.end_ts - ev.start_ts) + cfg.events.post_motion_s
+    assert abs(float(info["format"]["duration"]) - expected) <= 0.5, (info, expected)
+    assert abs(clip.duration_s - expected) <= 0.5
+    frames = decode_all(path)
+    assert len(frames) == clip.frames and clip.dropped_frames == 0
+    assert abs(len(frames) - expected * cfg.camera.fps) <= 0.5 * cfg.camera.fps + 1
+    # The first frames show the empty room: the person appears only after the pre-roll.
+    scene = DemoCamera(cfg.camera.width, cfg.camera.height, seed=cfg.camera.seed).scene
+    bg = scene.background.astype(np.float32)
+    first = frames[0].astype(np.float32)
+    assert np.abs(first - bg).mean() < 6, "the clip's first frame is not the empty scene"
+    assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
+    # ... and a frame in the middle of the crossing shows the person.
+    mid = frames[int((cfg.clips.pre_roll_s + 1.5) * cfg.camera.fps)].astype(np.float32)
+    assert np.abs(mid - bg).mean() > np.abs(first - bg).mean() + 1
+
+
+def test_long_event_is_split_into_clips_that_cover_it(make_config) -> None:
+    # One event longer than clips.max_s: post-motion keeps it open across crossings.
+    cfg = make_config(clips={"max_s": 10.0, "pre_roll_s": 1.0}, events={"post_motion_s": 18.0})
+    store = run_demo(cfg, 34.0)  # crossings at 5 s and 25 s, 18 s apart: one event
+    (ev,) = store.events()
+    parts = clips_of(store, ev.id)
+    assert len(parts) >= 3, [(p.part, p.duration_s) for p in parts]
+    assert [p.part for p in parts] == list(range(1, len(parts) + 1))
+    for a, b in itertools.pairwise(parts):
+        assert abs(b.start_ts - a.end_ts) < 0.2, "a gap or an overlap between parts"
+        assert a.duration_s <= cfg.clips.max_s + 0.01
+    assert parts[0].start_ts <= ev.start_ts - cfg.clips.pre_roll_s + 0.01
+    assert parts[-1].end_ts >= ev.end_ts - 0.1
+    for p in parts:
+        assert len(decode_all(cfg.paths.media / p.path)) == p.frames
+
+
+def test_clips_disabled_encodes_nothing(make_config) -> None:
+    cfg = make_config(clips={"enabled": False})
+    d = Daemon(cfg, camera=LimitedCamera(demo_camera(cfg), int(12 * cfg.camera.fps)))
+    assert d.clips is None
+    d.run()
+    store = Store(cfg.paths.db_path)
+    assert store.count_events() == 1
+    assert not list(cfg.paths.media.glob("*/*.mp4"))
+    assert d.status()["clips"] == {"enabled": False}
+
+
+def test_leftovers_of_a_crash_are_removed(tmp_path: Path) -> None:
+    day = tmp_path / "2026-01-01"
+    day.mkdir(parents=True)
+    (day / f"120000-000.clip1{PART_SUFFIX}").write_bytes(b"\0" * 100)
+    keep = day / "120000-000.clip1.mp4"
+    keep.write_bytes(b"x")
+    assert clean_leftovers(tmp_path) == [day / f"120000-000.clip1{PART_SUFFIX}"]
+    assert keep.exists()
+
+
