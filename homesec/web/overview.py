@@ -16,6 +16,7 @@ from typing import Any
 from homesec.capture.status import read_status
 from homesec.config import Config
 from homesec.storage.store import ArmStatus, EventRow, Store
+from homesec.storage.usage import storage_json
 
 
 def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
@@ -91,4 +92,5 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "camera": camera_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
+        "storage": storage_json(cfg, store),
     }
