@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from homesec.camera.demo import DemoCamera
 from homesec.capture.daemon import Daemon
@@ -16,7 +20,9 @@ from homesec.capture.recording import PART_SUFFIX, clean_leftovers
 from homesec.config import Config
 from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
-from tests.test_daemon import LimitedCamera, demo_camera
+from tests.conftest import wait_for
+from tests.test_daemon import LimitedCamera, demo_camera, start_daemon
+from tests.test_retention import _small_fs as small_fs
 
 
 def run_demo(cfg: Config, seconds: float) -> Store:
@@ -108,3 +114,54 @@ def test_leftovers_of_a_crash_are_removed(tmp_path: Path) -> None:
     assert keep.exists()
 
 
+
+
+def test_sigkill_while_a_clip_is_written_leaves_no_broken_clip(tmp_path: Path) -> None:
+    proc, db = start_daemon(tmp_path)
+    media = tmp_path / "state" / "media"
+    try:
+        parts = wait_for(lambda: list(media.glob(f"*/*{PART_SUFFIX}")), timeout=30,
+                         what="a clip being written")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert all(p.exists() for p in parts), "the half-written clip is there after the kill"
+    proc, _ = start_daemon(tmp_path)
+    try:
+        wait_for(lambda: not any(p.exists() for p in parts), timeout=15,
+                 what="the half-written clip to be removed at start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    store = Store(db)
+    for ev in store.events():
+        for clip in clips_of(store, ev.id):
+            frames = decode_all(media / clip.path)
+            assert len(frames) == clip.frames > 0
+
+
+def test_full_disk_stops_clips_not_detection_or_alerts(tmp_path: Path, make_config,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    mnt = small_fs(tmp_path, 8)
+    try:
+        cfg = make_config(paths={"media_dir": str(mnt / "media")}, events={"min_free_pct": 0})
+        (mnt / "media").mkdir()
+        # another program fills the disk
+        with open(mnt / "filler.bin", "wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        store = Store(cfg.paths.db_path)
+        store.set_arm(True, by="test")
+        Daemon(cfg, camera=LimitedCamera(demo_camera(cfg), int(50 * cfg.camera.fps))).run()
+        events = store.events()
+        assert len(events) == 3 and all(e.end_ts and e.armed for e in events)
+        assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 3
+        assert store.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+        assert not list((mnt / "media").glob(f"*/*{PART_SUFFIX}")), "half-written clips left"
+        said = [r for r in caplog.records if "event clip not written" in r.getMessage()]
+        assert len(said) == 1, "a full disk is logged once, not for every clip"
+    finally:
+        subprocess.run(["umount", str(mnt)])

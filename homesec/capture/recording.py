@@ -33,6 +33,7 @@ import io
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from collections import deque
@@ -194,8 +195,10 @@ class ClipSink:
 
     def __init__(self, media: Path, pre_roll_s: float, max_s: float, fps: float,
                  on_clip: Callable[[ClipFile], None], dropped: Callable[[], int] = lambda: 0,
-                 on_disk_full: Callable[[], None] = lambda: None) -> None:
+                 on_disk_full: Callable[[], None] = lambda: None,
+                 before_open: Callable[[], None] = lambda: None) -> None:
         self.media = media
+        self.before_open = before_open
         self.ring = PacketRing(pre_roll_s)
         self.pre_roll_s = pre_roll_s
         self.max_s = max_s
@@ -249,6 +252,7 @@ class ClipSink:
         if w is None:
             if not pkt.keyframe or self.template is None:
                 return
+            self.before_open()
             job.part += 1
             job.dropped_at_open = self.dropped()
             final = self.media / job.day / f"{job.key}.clip{job.part}.mp4"
@@ -368,7 +372,7 @@ class PyavClipRecorder(threading.Thread):
         self._last_mono: float | None = None
         self.sink = ClipSink(cfg.paths.media, cfg.clips.pre_roll_s, cfg.clips.max_s, self.fps,
                              on_clip=index.put, dropped=lambda: self.dropped,
-                             on_disk_full=index.request_sweep)
+                             on_disk_full=index.request_sweep, before_open=self._check_disk)
         self.encoder_errors = 0
 
     # -- called from the capture loop: never blocks ---------------------------------------------
@@ -393,6 +397,15 @@ class PyavClipRecorder(threading.Thread):
     def event_ended(self, ev: Event, now_mono: float) -> None:
         """The event ended at `now_mono` (the frame that closed it)."""
         self.control.put(("end", ev, now_mono))
+
+    def _check_disk(self) -> None:
+        """Before a clip file is opened: a nearly full disk gets a retention sweep first."""
+        try:
+            du = shutil.disk_usage(self.cfg.paths.media)
+        except OSError:
+            return
+        if du.total and 100.0 * du.free / du.total < self.cfg.events.min_free_pct + 1.0:
+            self.index.request_sweep()
 
     def stats(self) -> dict[str, Any]:
         """For status.json."""
