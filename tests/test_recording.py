@@ -165,3 +165,18 @@ def test_full_disk_stops_clips_not_detection_or_alerts(tmp_path: Path, make_conf
         assert len(said) == 1, "a full disk is logged once, not for every clip"
     finally:
         subprocess.run(["umount", str(mnt)])
+
+
+def test_a_recorder_that_falls_behind_drops_and_counts_frames(make_config) -> None:
+    """A live camera never waits for the encoder: frames beyond the queue of two are dropped,
+    counted in the status, and submit() returns at once."""
+    from homesec.capture.recording import ClipIndex, PyavClipRecorder
+
+    cfg = make_config(camera={"realtime": True})
+    rec = PyavClipRecorder(cfg, ClipIndex(cfg))  # its thread not started: an encoder that stalls
+    cam = demo_camera(cfg)
+    cam.realtime = False
+    cam.open()
+    for _ in range(20):
+        rec.submit(cam.read())
+    assert rec.stats()["dropped_frames"] == 18 and rec.stats()["frames"] == 2

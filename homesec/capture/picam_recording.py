@@ -126,8 +126,12 @@ class PicameraClipRecorder(threading.Thread):
         super().start()
 
     def _start_encoder(self, picam: Any) -> None:
-        from picamera2.encoders import H264Encoder  # lazy: from apt, on a Pi
-        from picamera2.outputs import CircularOutput2
+        try:
+            from picamera2.encoders import H264Encoder  # lazy: from apt, on a Pi
+            from picamera2.outputs import CircularOutput2
+        except ImportError as exc:
+            log.error("picamera2's encoders are not importable (%s): events get no clips", exc)
+            return
 
         if self.encoder is not None:
             self._close_job()

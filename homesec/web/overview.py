@@ -54,7 +54,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     if st is None:
         return {"name": cfg.camera.name, "daemon": "not running", "ok": False, "fps": 0.0,
                 "last_frame_ts": None, "lost_since": None, "error": "no status from the daemon",
-                "updated_ts": None}
+                "updated_ts": None, "clips": None}
     stale = st["stale"]
     lost = st.get("camera_lost_since")
     return {
@@ -66,6 +66,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
         "lost_since": lost,
         "error": st.get("camera_error") or ("no news from the daemon" if stale else None),
         "updated_ts": st.get("updated_ts"),
+        "clips": st.get("clips"),
     }
 
 
