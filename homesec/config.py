@@ -160,7 +160,8 @@ class ClipsConfig(Section):
     )
     width: int = Field(
         default=0, ge=0, le=4096,
-        description="clip width in pixels (height keeps the aspect); 0 = camera.width",
+        description="clip width in pixels (height keeps the aspect); 0 = camera.width; the Pi "
+        "camera records its main stream (camera.width) instead",
     )
     fps: float = Field(
         default=15.0, ge=1.0, le=60.0, description="clip frame rate, at most camera.fps"

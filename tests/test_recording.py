@@ -180,3 +180,15 @@ def test_a_recorder_that_falls_behind_drops_and_counts_frames(make_config) -> No
     for _ in range(20):
         rec.submit(cam.read())
     assert rec.stats()["dropped_frames"] == 18 and rec.stats()["frames"] == 2
+
+
+def test_clip_size_and_rate_follow_the_config(make_config) -> None:
+    cfg = make_config(clips={"width": 320, "fps": 7.5, "pre_roll_s": 1.0},
+                      events={"post_motion_s": 1.0})
+    store = run_demo(cfg, 11.0)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    with av.open(str(cfg.paths.media / clip.path)) as c:
+        frames = list(c.decode(video=0))
+    assert (frames[0].width, frames[0].height) == (320, 180)
+    assert abs(len(frames) / clip.duration_s - 7.5) < 0.6
