@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -88,6 +89,15 @@ def test_event_page_video_plays_on_a_phone(system: System) -> None:
                 got = page.request.get(system.url + clip["url"], headers={"Range": "bytes=0-1"})
                 ranges.append((got.status, "bytes=0-1", got.headers.get("content-range", "")))
             page.screenshot(path=str(ARTIFACTS / "phone-7-clip.png"), full_page=True)
+
+            # The history at phone size: the row has its clip badge and a relative time, and
+            # nothing is wider than the screen.
+            page.goto(system.url + "/history", wait_until="domcontentloaded")
+            row = page.locator(f'a[data-event-id="{ev["id"]}"]')
+            expect(row.locator(".clip-badge")).to_be_visible()
+            expect(row.locator(".ago")).to_have_text(re.compile(r" \((just now|\d+ min ago)\)"))
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(ARTIFACTS / "phone-8-history.png"), full_page=True)
         finally:
             browser.close()
     assert ranges, "the browser never asked for the clip"
