@@ -134,7 +134,9 @@ class ClipWriter:
         self._out = av.open(str(self.part_path), "w", format="mp4",
                             options={"movflags": "+faststart"})
         self._stream = self._out.add_stream_from_template(template)
-        self._stream.time_base = TIME_BASE
+        # Some PyAV versions refuse a time base on a template stream; the packets carry theirs.
+        with contextlib.suppress(AttributeError, ValueError, TypeError):
+            self._stream.time_base = TIME_BASE
 
     def write(self, pkt: EncodedPacket) -> None:
         """Mux one packet (times relative to the clip's first packet)."""
@@ -521,8 +523,11 @@ class ClipIndex(threading.Thread):
                 sweep = item == "sweep"
                 for clip in list(self._waiting):
                     if clip.event.id is None:
-                        if done:  # the event never got a row: the file has no owner
-                            self._drop(clip)
+                        if done:  # the event has no row yet (database unwritable): the file
+                            # stays, it is evidence; it gets no row in this run
+                            log.warning("clip %s kept without a row: its event was not "
+                                        "recorded before the stop", clip.rel)
+                            self._waiting.remove(clip)
                         continue
                     self._register(store, clip)
                     sweep = True
