@@ -34,6 +34,8 @@ def parse_bound(raw: str | None, end: bool) -> float | None:
     (for `until`, a day means up to the end of that day)."""
     if raw is None or raw == "":
         return None
+    if not raw.isascii():  # float() and date parsing would take other scripts' digits
+        raise DayError("a time is written with ASCII digits")
     if len(raw) == 10 and raw[4] == "-":
         start = parse_day(raw)
         return start + _day_length(raw) if end else start
