@@ -139,7 +139,46 @@ class EventsConfig(Section):
     )
     min_free_pct: float = Field(
         default=10.0, ge=0.0, le=90.0,
-        description="when the disk has less free space than this, the oldest events are deleted",
+        description="when the disk has less free space than this, the oldest clips, then "
+        "snapshots are deleted (only if that can help)",
+    )
+
+
+class ClipsConfig(Section):
+    """Event video clips: H.264 in MP4 with pre-roll (see docs/clips.md)."""
+
+    enabled: bool = Field(
+        default=True, description="record a video clip of every event (off: nothing is encoded)"
+    )
+    pre_roll_s: float = Field(
+        default=3.0, ge=0.0, le=30.0,
+        description="seconds of video kept from before the motion was confirmed",
+    )
+    max_s: float = Field(
+        default=120.0, ge=10.0, le=3600.0,
+        description="a longer event goes on in the next clip (all are listed on the event)",
+    )
+    width: int = Field(
+        default=0, ge=0, le=4096,
+        description="clip width in pixels (height keeps the aspect); 0 = camera.width; the Pi "
+        "camera records its main stream (camera.width) instead",
+    )
+    fps: float = Field(
+        default=15.0, ge=1.0, le=60.0, description="clip frame rate, at most camera.fps"
+    )
+    crf: int = Field(
+        default=26, ge=15, le=40,
+        description="software encoder quality (lower = better and bigger); x264's constant rate factor",
+    )
+
+
+class StorageConfig(Section):
+    """How much of the disk the media (clips, snapshots) may take."""
+
+    max_gb: float = Field(
+        default=0.0, ge=0.0, le=100000.0,
+        description="size budget of the media in GB (0 = no limit besides events.min_free_pct); "
+        "oldest clips go first, then oldest snapshots; event rows stay",
     )
 
 
@@ -349,6 +388,8 @@ class Config(Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     mail: MailConfig = Field(default_factory=MailConfig)

@@ -21,6 +21,7 @@ from homesec.capture.events import EventTracker
 from homesec.capture.live import LivePublisher
 from homesec.capture.motion import MotionDetector
 from homesec.capture.recorder import EventRecorder
+from homesec.capture.recording import make_clip_recorder
 from homesec.capture.status import write_status
 from homesec.capture.supervisor import CameraSupervisor
 from homesec.config import Config
@@ -45,6 +46,7 @@ class Daemon:
                                            on_wait=lambda: self.write_status(force=True))
         self.live = LivePublisher(cfg.paths.runtime_dir)
         self.recorder = EventRecorder(cfg)
+        self.clips = make_clip_recorder(cfg, self.camera, sweep=self._clip_sweep)
         self.workers: list[Any] = []  # background workers with start()/stop() (mailer, ...)
         self.frames = 0
         self.started_ts = time.time()
@@ -52,6 +54,12 @@ class Daemon:
         self._last_status = 0.0
         self._last_ping = 0.0
         self._ready_sent = False
+
+    def _clip_sweep(self, store: Store) -> None:
+        """Retention after each clip (run in the clip index thread)."""
+        from homesec.storage.retention import sweep
+
+        sweep(store, self.cfg)
 
     # ---- start-up steps, in order ----------------------------------------------------------
 
@@ -80,6 +88,8 @@ class Daemon:
             self.workers.append(bridge)
         self.recorder.start()
         self.workers.append(self.live)
+        if self.clips is not None:
+            self.workers.append(self.clips)
         if self.cfg.mail.enabled:
             from homesec.alerts.worker import OutboxWorker
 
@@ -103,6 +113,7 @@ class Daemon:
             "camera_lost_since": sup.lost_since, "camera_error": sup.last_error,
             "camera_reopens": sup.reopens,
             "event_in_progress": self.tracker.current is not None,
+            "clips": self.clips.stats() if self.clips is not None else {"enabled": False},
         }
 
     def write_status(self, force: bool = False) -> None:
@@ -136,6 +147,12 @@ class Daemon:
             self.recorder.put("start", upd.started)
         if upd.ended is not None:
             self.recorder.put("end", upd.ended)
+        if self.clips is not None:
+            self.clips.submit(frame)  # encoded in the clips thread, never here
+            if upd.started is not None:
+                self.clips.event_started(upd.started)
+            if upd.ended is not None:
+                self.clips.event_ended(upd.ended, frame.mono_s)
         if self.live.due():
             self.live.submit(frame.color())  # encoded in the live thread, never here
         self._watchdog()
@@ -164,6 +181,8 @@ class Daemon:
         ended = self.tracker.finish()
         if ended is not None:
             self.recorder.put("end", ended)
+            if self.clips is not None:
+                self.clips.event_ended(ended, ended.end_mono)
         self.stop.set()
         if self.recorder.is_alive():
             self.recorder.stop()

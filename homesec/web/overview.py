@@ -17,6 +17,7 @@ from homesec.capture.status import read_status
 from homesec.config import Config
 from homesec.integrations import units
 from homesec.storage.store import ArmStatus, EventRow, Store
+from homesec.storage.usage import storage_json
 
 
 def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     if st is None:
         return {"name": cfg.camera.name, "daemon": "not running", "ok": False, "fps": 0.0,
                 "last_frame_ts": None, "lost_since": None, "error": "no status from the daemon",
-                "updated_ts": None}
+                "updated_ts": None, "clips": None}
     stale = st["stale"]
     lost = st.get("camera_lost_since")
     return {
@@ -66,6 +67,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
         "lost_since": lost,
         "error": st.get("camera_error") or ("no news from the daemon" if stale else None),
         "updated_ts": st.get("updated_ts"),
+        "clips": st.get("clips"),
     }
 
 
@@ -93,4 +95,5 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
         "mqtt": units.web_json(cfg.mqtt.enabled, cfg.paths.runtime_dir, store.conn),
+        "storage": storage_json(cfg, store),
     }
