@@ -139,7 +139,46 @@ class EventsConfig(Section):
     )
     min_free_pct: float = Field(
         default=10.0, ge=0.0, le=90.0,
-        description="when the disk has less free space than this, the oldest events are deleted",
+        description="when the disk has less free space than this, the oldest clips, then "
+        "snapshots are deleted (only if that can help)",
+    )
+
+
+class ClipsConfig(Section):
+    """Event video clips: H.264 in MP4 with pre-roll (see docs/clips.md)."""
+
+    enabled: bool = Field(
+        default=True, description="record a video clip of every event (off: nothing is encoded)"
+    )
+    pre_roll_s: float = Field(
+        default=3.0, ge=0.0, le=30.0,
+        description="seconds of video kept from before the motion was confirmed",
+    )
+    max_s: float = Field(
+        default=120.0, ge=10.0, le=3600.0,
+        description="a longer event goes on in the next clip (all are listed on the event)",
+    )
+    width: int = Field(
+        default=0, ge=0, le=4096,
+        description="clip width in pixels (height keeps the aspect); 0 = camera.width; the Pi "
+        "camera records its main stream (camera.width) instead",
+    )
+    fps: float = Field(
+        default=15.0, ge=1.0, le=60.0, description="clip frame rate, at most camera.fps"
+    )
+    crf: int = Field(
+        default=26, ge=15, le=40,
+        description="software encoder quality (lower = better and bigger); x264's constant rate factor",
+    )
+
+
+class StorageConfig(Section):
+    """How much of the disk the media (clips, snapshots) may take."""
+
+    max_gb: float = Field(
+        default=0.0, ge=0.0, le=100000.0,
+        description="size budget of the media in GB (0 = no limit besides events.min_free_pct); "
+        "oldest clips go first, then oldest snapshots; event rows stay",
     )
 
 
@@ -346,16 +385,77 @@ class WebConfig(Section):
         return value
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # site and unit names: MQTT topic levels, HA unique ids
+
+
+class MqttConfig(Section):
+    """Home Assistant and the other units of the site, through the owner's MQTT broker (the
+    password never lives here: see README)."""
+
+    enabled: bool = Field(default=False, description="connect to the MQTT broker")
+    host: str = Field(default="", description="broker host name or address")
+    port: int = Field(default=1883, ge=1, le=65535, description="1883 plain, 8883 with TLS")
+    tls: bool = Field(default=False, description="connect with TLS")
+    verify_tls: bool = Field(default=True, description="verify the broker's certificate (TLS)")
+    ca_file: Path | None = Field(default=None, description="CA bundle to trust; unset = system CAs")
+    username: str = Field(default="", description="broker login; empty = anonymous")
+    site: str = Field(default="home", pattern=NAME_PATTERN,
+                      description="units with the same site share one arm state")
+    unit: str = Field(default="", pattern=r"^([A-Za-z0-9_-]{1,40})?$",
+                      description="this unit's name in the site; empty = the host name")
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,80}$",
+                                  description="Home Assistant's MQTT discovery prefix")
+    reconnect_max_s: float = Field(default=30.0, ge=1.0, le=3600.0,
+                                   description="longest wait between reconnect attempts")
+    max_clock_skew_s: float = Field(
+        default=60.0, ge=1.0, le=86400.0,
+        description="an arm change stamped further than this in the future is ignored",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        """Like [mail]: a password in the config file leaks; say where it goes instead."""
+        if isinstance(data, dict) and any("password" in str(k).lower() for k in data):
+            raise ValueError(
+                "the MQTT password must not be in the config file: set the environment variable "
+                "HOMESEC_MQTT_PASSWORD, or under systemd put it in a credential named mqtt_password "
+                "(LoadCredential=mqtt_password:/etc/homesec/mqtt_password)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _usable_when_enabled(self) -> MqttConfig:
+        if self.enabled and not self.host:
+            raise ValueError("mqtt.enabled needs mqtt.host")
+        if self.unit == "arm":
+            raise ValueError("mqtt.unit cannot be 'arm': homesec/<site>/arm is the site's arm state")
+        return self
+
+    def unit_name(self) -> str:
+        """`unit`, or the host name made into a topic-safe name."""
+        if self.unit:
+            return self.unit
+        import re
+        import socket
+
+        name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:40]
+        return name if name and name != "arm" else "homesec"
+
+
 class Config(Section):
     """The whole configuration file."""
 
     camera: CameraConfig = Field(default_factory=CameraConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     mail: MailConfig = Field(default_factory=MailConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
 
 
 def _format_error(path: Path | str, exc: ValidationError, data: dict[str, Any]) -> str:
@@ -411,7 +511,11 @@ def summary(cfg: Config) -> str:
         else "mail off"
     )
     auth = "login required" if cfg.web.auth else "NO LOGIN"
+    mq = cfg.mqtt
+    mqtt = (f", MQTT {mq.host}:{mq.port}{' (TLS)' if mq.tls else ''} as unit '{mq.unit_name()}' "
+            f"of site '{mq.site}'" if mq.enabled else "")
     return (
         f"camera '{cam.name}' ({src}, {cam.width}x{cam.height} @ {cam.fps:g} fps), "
         f"state in {cfg.paths.state_dir}, {mail}, web on {cfg.web.bind}:{cfg.web.port} ({auth})"
+        f"{mqtt}"
     )

@@ -14,6 +14,31 @@
     });
   }
 
+  // Relative times ("2 min ago") next to the box's local times, refreshed every 30 s.
+  function ago(ts) {
+    const s = Math.round(Date.now() / 1000 - ts);
+    if (s < 0) return "";
+    if (s < 60) return "just now";
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    if (s < 7 * 86400) return `${Math.floor(s / 86400)} d ago`;
+    return "";
+  }
+  function relativeTimes() {
+    for (const el of document.querySelectorAll("time[data-ts]")) {
+      let rel = el.nextElementSibling;
+      if (!rel || !rel.classList.contains("ago")) {
+        rel = document.createElement("span");
+        rel.className = "ago";
+        el.after(rel);
+      }
+      const text = ago(parseFloat(el.dataset.ts));
+      rel.textContent = text ? ` (${text})` : "";
+    }
+  }
+  relativeTimes();
+  setInterval(relativeTimes, 30000);
+
   const stateBox = document.getElementById("state");
   if (!stateBox) return; // not the home page
 
@@ -105,6 +130,13 @@
     const d = st.disk;
     $("disk").textContent = d.used_pct == null ? "unknown"
       : `${d.used_pct} % used, ${(d.free_bytes / 1e9).toFixed(1)} GB free`;
+    const mq = st.mqtt, mqEl = $("mqtt-state");
+    if (mq && mqEl) {
+      mqEl.className = mq.connected ? "ok" : "bad";
+      mqEl.textContent = "MQTT: " + (mq.connected ? "connected"
+        : mq.since ? `disconnected since ${fmtTime(mq.since)}` : "not connected")
+        + (!mq.connected && mq.error ? ` (${mq.error})` : "");
+    }
   }
 
   function renderEvents(events) {
@@ -134,14 +166,26 @@
       }
       const t = document.createElement("span");
       t.className = "ev-time";
-      t.textContent = fmtTime(ev.start_ts);
+      const tm = document.createElement("time");
+      tm.dataset.ts = String(ev.start_ts);
+      tm.textContent = fmtTime(ev.start_ts);
+      t.append(tm);
       const m = document.createElement("span");
       m.className = "ev-meta";
-      m.textContent = `${ev.peak_area_pct} %` + (ev.armed ? " · armed" : "") + (ev.in_progress ? " · now" : "");
+      const dur = ev.in_progress ? "now" : ev.duration_s != null ? `${Math.round(ev.duration_s)} s` : "";
+      m.textContent = `${dur} · ${ev.objects} object${ev.objects === 1 ? "" : "s"}` +
+        (ev.armed ? " · alerted" : "");
+      if (ev.has_clip || ev.media_deleted) {
+        const b = document.createElement("span");
+        b.className = ev.has_clip ? "badge clip-badge" : "badge gone";
+        b.textContent = ev.has_clip ? "clip" : "media deleted";
+        m.append(" · ", b);
+      }
       a.append(t, m);
       li.append(a);
       ul.append(li);
     }
+    relativeTimes();
   }
 
   async function api(method, path, body) {

@@ -96,7 +96,9 @@ def test_capture_unit_is_notify_with_watchdog_and_rate_limited_restart() -> None
     for dev in ("char-video4linux", "char-media", "char-dma_heap"):
         assert dev in allowed
     # A missing password file must not stop the camera: SetCredential= is the fallback.
-    assert s["Service.LoadCredential"] == ["smtp_password:/etc/homesec/smtp_password"]
+    assert s["Service.LoadCredential"] == ["smtp_password:/etc/homesec/smtp_password",
+                                           "mqtt_password:/etc/homesec/mqtt_password",
+                                           "mqtt_pin:/etc/homesec/mqtt_pin"]
     assert s["Service.SetCredential"][0].startswith("smtp_password:")
 
 

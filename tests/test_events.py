@@ -80,3 +80,41 @@ def test_confirmation_at_low_frame_rate_is_not_lost_to_float_rounding() -> None:
         if upd.started:
             started.append(i)
     assert started == [19]  # 3.6 s and 3.8 s with motion: 0.2 s >= 0.3 s - half a frame
+
+
+def test_best_frame_shows_the_object_fully_in_view_not_entering_at_the_edge() -> None:
+    """A person walks in from the left edge (big box touching the border), then stands inside
+    the frame (smaller box clear of the border): the snapshot is the second."""
+    t = EventTracker(EventsConfig(confirm_s=0.1, post_motion_s=0.5))
+    W, H = 320, 240
+    boxes = [(0, 40, 120, 180)] * 3 + [(100, 50, 60, 150), (110, 50, 70, 160), (120, 55, 65, 150)]
+    boxes += [(200, 40, 120, 190)]  # leaving at the right edge, biggest of all
+    ev = None
+    for i, box in enumerate([*boxes, None, None, None, None, None, None, None]):
+        img = np.zeros((H, W), np.uint8)
+        f = Frame(index=i, mono_s=i / FPS, wall_s=1000 + i / FPS, luma=img,
+                  _color_fn=lambda img=img: img)
+        res = MotionResult(motion=box is not None, area_pct=(box[2] * box[3] / W / H * 100)
+                           if box else 0.0, boxes=[box] if box else [])
+        upd = t.update(f, res)
+        ev = upd.ended or ev
+    assert ev is not None
+    assert ev.best_frame == 4 and ev.boxes == [(110, 50, 70, 160)]
+    assert ev.peak_area_pct == max(b[2] * b[3] for b in boxes) / W / H * 100  # still the peak
+
+
+def test_best_frame_falls_back_to_the_largest_box_when_all_touch_the_border() -> None:
+    t = EventTracker(EventsConfig(confirm_s=0.1, post_motion_s=0.5))
+    pattern = [0, 1.0, 3.0, 2.0, 0, 0, 0, 0, 0, 0, 0]
+    out = []
+    for i, area in enumerate(pattern):
+        img = np.zeros((40, 40), np.uint8)
+        f = Frame(index=i, mono_s=i / FPS, wall_s=1000 + i / FPS, luma=img,
+                  _color_fn=lambda img=img: img)
+        box = (0, 0, int(area * 5), 10) if area else None
+        upd = t.update(f, MotionResult(motion=bool(area), area_pct=area,
+                                       boxes=[box] if box else []))
+        if upd.ended:
+            out.append(upd.ended)
+    (ev,) = out
+    assert ev.best_frame == 2

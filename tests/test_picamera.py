@@ -95,3 +95,47 @@ def test_padded_lores_rows_are_cropped(fake_picamera2: type) -> None:
     assert np.array_equal(frame.luma, raw[:200, :300])
     cam.close()
 
+
+
+def test_clips_on_picamera2_use_its_encoder_circular_output_and_pyav_output(
+        fake_picamera2: type, make_config) -> None:
+    """The Pi path: H264Encoder on the main stream (I-frame every second, SPS/PPS repeated),
+    CircularOutput2 holding the pre-roll, one PyavOutput per clip, renamed when complete."""
+    import av
+
+    from homesec.storage.clips import clips_of
+    from homesec.storage.store import Store
+
+    sys.modules.pop("picamera2.outputs", None)
+    sys.modules.pop("picamera2.encoders", None)
+    from picamera2.outputs import CircularOutput2
+
+    CircularOutput2.instances.clear()
+    cfg = make_config(camera={"source": "picamera2", "fps": 10, "width": 320, "height": 240},
+                      events={"post_motion_s": 1.0}, clips={"pre_roll_s": 2.0})
+    stop = threading.Event()
+    daemon = Daemon(cfg, camera=make_camera(cfg.camera), stop=stop)
+    t = threading.Thread(target=daemon.run)
+    t.start()
+    try:
+        store = Store(cfg.paths.db_path)
+        wait_for(lambda: (evs := store.events()) and clips_of(store, evs[-1].id), timeout=30,
+                 what="a clip of the person crossing at 5 s")
+    finally:
+        stop.set()
+        t.join(15)
+    (circ,) = CircularOutput2.instances
+    assert circ.buffer_duration_ms == 2000 and circ.opened >= 1
+    enc = daemon.clips.encoder
+    assert enc.iperiod == 10 and enc.repeat is True and enc.bitrate > 0
+    assert enc.width == 320 and enc.height == 240
+    ev = store.events()[-1]
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    assert path.suffix == ".mp4" and not list(path.parent.glob("*.part"))
+    with av.open(str(path)) as c:
+        frames = [f for f in c.decode(video=0)]
+    assert len(frames) == clip.frames > 0
+    # Pre-roll + event (5 s .. 9 s) + post-motion, give or take one I-frame period.
+    expected = 2.0 + (ev.end_ts - ev.start_ts) + 1.0
+    assert expected - 1.2 <= clip.duration_s <= expected + 1.2, (clip.duration_s, expected)

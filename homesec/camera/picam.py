@@ -55,6 +55,11 @@ class PicameraCamera:
             raise CameraError(f"cannot start the Pi camera: {exc}") from exc
         self._cam = cam
 
+    @property
+    def picamera2(self) -> Any:
+        """The open Picamera2 object (None while closed): the clip recorder starts its encoder."""
+        return self._cam
+
     def _release(self) -> None:
         if self._request is not None:
             try:

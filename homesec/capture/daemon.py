@@ -24,6 +24,7 @@ from homesec.capture.events import EventTracker
 from homesec.capture.live import LivePublisher
 from homesec.capture.motion import MotionDetector
 from homesec.capture.recorder import EventRecorder
+from homesec.capture.recording import make_clip_recorder
 from homesec.capture.status import write_status
 from homesec.capture.supervisor import CameraSupervisor
 from homesec.config import Config
@@ -48,6 +49,7 @@ class Daemon:
                                            on_wait=lambda: self.write_status(force=True))
         self.live = LivePublisher(cfg.paths.runtime_dir)
         self.recorder = EventRecorder(cfg)
+        self.clips = make_clip_recorder(cfg, self.camera, sweep=self._clip_sweep)
         # The alarm: its thread (ticks, schedules, health alerts) and the loop's pure watches.
         self.alarm = AlarmThread(cfg, lambda: self.supervisor.lost_since, self.stop)
         self.armed_watch = ArmedWatch(cfg.events.confirm_s)
@@ -59,6 +61,12 @@ class Daemon:
         self._last_status = 0.0
         self._last_ping = 0.0
         self._ready_sent = False
+
+    def _clip_sweep(self, store: Store) -> None:
+        """Retention after each clip (run in the clip index thread)."""
+        from homesec.storage.retention import sweep
+
+        sweep(store, self.cfg)
 
     # ---- start-up steps, in order ----------------------------------------------------------
 
@@ -79,8 +87,16 @@ class Daemon:
 
     def start_workers(self) -> None:
         """Start the recorder and any other background workers."""
+        if self.cfg.mqtt.enabled:  # Home Assistant and the other units (homesec/integrations/)
+            from homesec.integrations.mqtt import MqttBridge
+
+            bridge = MqttBridge(self.cfg, self.stop)
+            bridge.attach(self.recorder)
+            self.workers.append(bridge)
         self.recorder.start()
         self.workers.append(self.live)
+        if self.clips is not None:
+            self.workers.append(self.clips)
         self.workers.append(self.alarm)
         if self.cfg.mail.enabled:
             from homesec.alerts.worker import OutboxWorker
@@ -105,6 +121,7 @@ class Daemon:
             "camera_lost_since": sup.lost_since, "camera_error": sup.last_error,
             "camera_reopens": sup.reopens,
             "event_in_progress": self.tracker.current is not None,
+            "clips": self.clips.stats() if self.clips is not None else {"enabled": False},
             "alarm": self.alarm.view.state if self.alarm.view is not None else None,
             "camera_covered": self.cover.covered,
         }
@@ -142,6 +159,12 @@ class Daemon:
             self.recorder.put("armed", self.tracker.current)  # type: ignore[arg-type]
         if upd.ended is not None:
             self.recorder.put("end", upd.ended)
+        if self.clips is not None:
+            self.clips.submit(frame)  # encoded in the clips thread, never here
+            if upd.started is not None:
+                self.clips.event_started(upd.started)
+            if upd.ended is not None:
+                self.clips.event_ended(upd.ended, frame.mono_s)
         cover = self.cover.update(frame.luma, frame.mono_s)
         if cover is not None:
             log.warning("camera picture %s", "uniform: covered or blinded" if cover == "covered"
@@ -176,6 +199,8 @@ class Daemon:
         ended = self.tracker.finish()
         if ended is not None:
             self.recorder.put("end", ended)
+            if self.clips is not None:
+                self.clips.event_ended(ended, ended.end_mono)
         self.stop.set()
         if self.recorder.is_alive():
             self.recorder.stop()

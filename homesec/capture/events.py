@@ -39,6 +39,20 @@ def scale_boxes(boxes: list[Box], sx: float, sy: float) -> list[Box]:
     return [(int(x * sx), int(y * sy), round(w * sx), round(h * sy)) for x, y, w, h in boxes]
 
 
+def frame_score(boxes: list[Box], width: int, height: int, area_pct: float = 0.0
+                ) -> tuple[bool, int, float]:
+    """How well a frame shows the moving object: (its largest box lies clear of the frame
+    border, that box's area, the changed area). Compared as a tuple: an object fully in view
+    beats a bigger one entering at the edge, so the snapshot is not the frame where someone
+    steps in."""
+    if not boxes:
+        return (False, 0, area_pct)
+    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+    m = max(1, width // 100)  # boxes come from a downscaled grid: a pixel or so of slack
+    inside = x > m and y > m and x + w < width - m and y + h < height - m
+    return (inside, w * h, area_pct)
+
+
 @dataclass
 class Event:
     """One motion event as it grows. `id` is set once the store has written it."""
@@ -56,6 +70,7 @@ class Event:
     best_wall: float = 0.0
     best_image: np.ndarray | None = field(default=None, repr=False)
     motion_frames: int = 0
+    best_score: tuple[bool, int, float] = (False, -1, 0.0)
     id: int | None = None
     closed: bool = False
 
@@ -90,8 +105,11 @@ class EventTracker:
         ev.motion_frames += 1
         boxes = scale_boxes(result.boxes, *frame.box_scale())
         ev.union = union_box(boxes, ev.union)
-        if result.area_pct > ev.peak_area_pct or ev.best_frame < 0:
-            ev.peak_area_pct = result.area_pct
+        ev.peak_area_pct = max(ev.peak_area_pct, result.area_pct)
+        h, w = frame.luma.shape[:2]
+        score = frame_score(result.boxes, w, h, result.area_pct)
+        if score > ev.best_score or ev.best_frame < 0:
+            ev.best_score = score
             ev.boxes = boxes
             ev.best_frame, ev.best_wall = frame.index, frame.wall_s
             if self.keep_images:

@@ -20,7 +20,7 @@ from homesec.alarm.persist import continued_motion_safe, open_store
 from homesec.capture.events import Event
 from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config
-from homesec.storage.retention import prune
+from homesec.storage.retention import sweep
 from homesec.storage.store import Store
 
 log = logging.getLogger("homesec.capture.recorder")
@@ -79,7 +79,7 @@ class EventRecorder(threading.Thread):
 
     def _sweep(self, store: Store, media: Path) -> None:
         try:
-            prune(store, media, self.cfg.events)
+            sweep(store, self.cfg)
         except (OSError, sqlite3.Error) as exc:
             log.error("retention sweep failed: %s", exc)
 

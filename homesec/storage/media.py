@@ -27,9 +27,9 @@ def resolve(media_dir: Path, rel: str | None) -> Path | None:
 
 
 def remove_event_files(media_dir: Path, ev: EventRow) -> list[str]:
-    """Delete the event's snapshot and thumbnail; returns the relative paths removed."""
+    """Delete the event's snapshot, thumbnail and clips; returns the relative paths removed."""
     removed = []
-    for rel in (ev.snapshot, ev.thumb):
+    for rel in (ev.snapshot, ev.thumb, *ev.clip_paths):
         path = resolve(media_dir, rel)
         if path is None:
             continue

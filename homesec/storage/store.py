@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,38 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX web_sessions_expires ON web_sessions(expires_ts);
     """,
-    # 4 (alarm): the alarm state machine's row (homesec/alarm/machine.py: five states, snooze,
+    # 4 (mqtt): the other units of the site this unit has heard from over MQTT (written by the
+    # capture daemon's MQTT client, shown by the web UI). One row per unit name.
+    """
+    CREATE TABLE site_units (
+        unit TEXT PRIMARY KEY,
+        online INTEGER NOT NULL DEFAULT 0,
+        url TEXT,
+        seen_ts REAL NOT NULL,
+        last_event_ts REAL
+    );
+    """,
+    # 5 (clips): the video clips of an event (a long event has several parts), written once the
+    # file is complete, so a listed clip always decodes. `media_deleted_ts` marks an event whose
+    # clips and snapshot the size budget removed while its row stays in the history.
+    """
+    CREATE TABLE clips (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        part INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        start_ts REAL NOT NULL,
+        end_ts REAL NOT NULL,
+        bytes INTEGER NOT NULL,
+        frames INTEGER NOT NULL,
+        dropped_frames INTEGER NOT NULL DEFAULT 0,
+        created_ts REAL NOT NULL,
+        UNIQUE (event_id, part)
+    );
+    CREATE INDEX clips_start ON clips(start_ts);
+    ALTER TABLE events ADD COLUMN media_deleted_ts REAL;
+    """,
+    # 6 (alarm): the alarm state machine's row (homesec/alarm/machine.py: five states, snooze,
     # the event waiting in the entry delay, when the schedule last ran); the audit log, which
     # absorbs arm_log (kept as a view for old readers); outbox rows that are not motion (health
     # and tamper alerts carry their own title and text); what the alarm made of each event;
@@ -202,6 +233,8 @@ class EventRow:
     motion_frames: int
     armed: bool
     interrupted: bool
+    media_deleted_ts: float | None = None  # clips and snapshot removed by the size budget
+    clip_paths: list[str] = field(default_factory=list)  # filled by delete_event only
     alarm: str | None = None  # what the alarm made of it: alert, pending, disarmed_in_time, ...
 
     def to_json(self) -> dict[str, Any]:
@@ -213,6 +246,7 @@ class EventRow:
             "has_snapshot": self.snapshot is not None, "motion_frames": self.motion_frames,
             "armed": self.armed, "interrupted": self.interrupted,
             "in_progress": self.end_ts is None and not self.interrupted,
+            "media_deleted": self.media_deleted_ts is not None,
             "alarm": self.alarm,
         }
 
@@ -234,6 +268,7 @@ def _event_row(r: sqlite3.Row) -> EventRow:
         union_box=json.loads(r["union_box"]) if r["union_box"] else None,
         snapshot=r["snapshot"], thumb=r["thumb"], motion_frames=r["motion_frames"],
         armed=bool(r["armed"]), interrupted=bool(r["interrupted"]),
+        media_deleted_ts=r["media_deleted_ts"],
         alarm=r["alarm"],
     )
 
@@ -394,15 +429,13 @@ class Store:
             )
         return cur.rowcount
 
-    def events(self, limit: int = 50, before_id: int | None = None) -> list[EventRow]:
-        """Newest first; `before_id` pages backwards."""
-        if before_id is None:
-            rows = self.conn.execute(
-                "SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        else:
-            rows = self.conn.execute(
-                "SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?",
-                (before_id, limit)).fetchall()
+    def events(self, limit: int = 50, before_id: int | None = None,
+               since: float | None = None, until: float | None = None) -> list[EventRow]:
+        """Newest first; `before_id` pages backwards; `since` <= start_ts < `until` filters."""
+        rows = self.conn.execute(
+            "SELECT * FROM events WHERE (? IS NULL OR id < ?) AND (? IS NULL OR start_ts >= ?)"
+            " AND (? IS NULL OR start_ts < ?) ORDER BY id DESC LIMIT ?",
+            (before_id, before_id, since, since, until, until, limit)).fetchall()
         return [_event_row(r) for r in rows]
 
     def event(self, event_id: int) -> EventRow | None:
@@ -420,8 +453,12 @@ class Store:
             r = c.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
             if r is None:
                 return None
+            clips = [p for (p,) in c.execute("SELECT path FROM clips WHERE event_id = ?",
+                                             (event_id,))]
             c.execute("DELETE FROM events WHERE id = ?", (event_id,))
-        return _event_row(r)
+        row = _event_row(r)
+        row.clip_paths = clips
+        return row
 
     def prunable_events(self, before_ts: float | None, limit: int) -> list[EventRow]:
         """Oldest first: finished events (started before `before_ts`, if given) whose alert, if

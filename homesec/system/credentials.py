@@ -58,6 +58,43 @@ def smtp_password(environ: Mapping[str, str] | None = None) -> Secret:
     return Secret(None, "not set")
 
 
+MQTT_PASSWORD_ENV = "HOMESEC_MQTT_PASSWORD"
+MQTT_CREDENTIAL_NAME = "mqtt_password"
+
+
+def mqtt_password(environ: Mapping[str, str] | None = None) -> Secret:
+    """The MQTT broker password from $HOMESEC_MQTT_PASSWORD, else
+    $CREDENTIALS_DIRECTORY/mqtt_password (same rules as the SMTP password)."""
+    return _secret(MQTT_PASSWORD_ENV, MQTT_CREDENTIAL_NAME, environ)
+
+
+MQTT_PIN_ENV = "HOMESEC_MQTT_PIN"
+MQTT_PIN_CREDENTIAL_NAME = "mqtt_pin"
+
+
+def mqtt_pin(environ: Mapping[str, str] | None = None) -> Secret:
+    """The optional PIN that disarming over MQTT must carry ($HOMESEC_MQTT_PIN, else
+    $CREDENTIALS_DIRECTORY/mqtt_pin); none set = no PIN."""
+    return _secret(MQTT_PIN_ENV, MQTT_PIN_CREDENTIAL_NAME, environ)
+
+
+def _secret(env_name: str, cred_name: str, environ: Mapping[str, str] | None) -> Secret:
+    env = os.environ if environ is None else environ
+    value = env.get(env_name)
+    if value:
+        return Secret(value, f"${env_name}")
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        path = Path(cred_dir) / cred_name
+        try:
+            return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"), str(path))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            return Secret(None, f"{path} (unreadable: {exc.strerror})")
+    return Secret(None, "not set")
+
+
 def redact(text: str, secret: Secret | str | None) -> str:
     """`text` with the password (and its base64 forms, as AUTH sends them) replaced by ***."""
     value = secret.value if isinstance(secret, Secret) else secret

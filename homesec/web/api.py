@@ -20,6 +20,7 @@ from homesec.web import arm_limit, stream
 from homesec.web.auth import client_addr, identity
 from homesec.web.db import cfg, get_store
 from homesec.web.errors import json_error
+from homesec.web.history import DayError, event_page_json, page, parse_bound
 from homesec.web.media_response import send_media
 from homesec.web.overview import arm_json, capture_warning, event_json, status
 
@@ -120,11 +121,18 @@ def post_disarm() -> Response:
 
 @bp.get("/events")
 def list_events() -> Response:
-    """Newest first; `before` (an event id) pages backwards."""
+    """Newest first; `before` (an event id) pages backwards; `since` / `until` (Unix seconds or
+    a local day YYYY-MM-DD) filter by start time."""
     limit = _int_arg("limit", 50, 1, MAX_LIMIT)
     before = _int_arg("before", None, 1, 2**62)
-    rows = get_store().events(limit=limit or 50, before_id=before)
-    return jsonify({"events": [event_json(e) for e in rows],
+    try:
+        since = parse_bound(request.args.get("since"), end=False)
+        until = parse_bound(request.args.get("until"), end=True)
+    except DayError as exc:
+        bad_request(str(exc))
+    store = get_store()
+    rows = store.events(limit=limit or 50, before_id=before, since=since, until=until)
+    return jsonify({"events": page(store, rows, [event_json(e) for e in rows]),
                     "next_before": rows[-1].id if rows and len(rows) == limit else None})
 
 
@@ -138,8 +146,9 @@ def _event(event_id: int) -> EventRow:
 
 @bp.get("/events/<int:event_id>")
 def get_event(event_id: int) -> Response:
-    """One event."""
-    return jsonify(event_json(_event(event_id)))
+    """One event, with its clips."""
+    ev = _event(event_id)
+    return jsonify(event_page_json(get_store(), ev, event_json(ev)))
 
 
 @bp.delete("/events/<int:event_id>")
@@ -172,6 +181,20 @@ def event_snapshot(event_id: int) -> Response:
 def event_thumb(event_id: int) -> Response:
     """The small version for lists."""
     return _event_file(event_id, "thumb")
+
+
+@bp.get("/events/<int:event_id>/clip.mp4")
+def event_clip(event_id: int) -> Response:
+    """The event's video clip (`part` for the later parts of a long event); range requests."""
+    from homesec.storage.clips import clips_of
+
+    part = _int_arg("part", 1, 1, 10_000)
+    _event(event_id)
+    clip = next((c for c in clips_of(get_store(), event_id) if c.part == part), None)
+    path = resolve(cfg().paths.media, clip.path) if clip is not None else None
+    if path is None or not path.is_file():
+        return json_error(404, f"event {event_id} has no clip {part}")
+    return send_media(path, "video/mp4")
 
 
 @bp.get("/live.jpg")

@@ -15,7 +15,9 @@ from typing import Any
 
 from homesec.capture.status import read_status
 from homesec.config import Config
+from homesec.integrations import units
 from homesec.storage.store import ArmStatus, EventRow, Store
+from homesec.storage.usage import storage_json
 
 
 def arm_json(st: ArmStatus, now: float) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     if st is None:
         return {"name": cfg.camera.name, "daemon": "not running", "capture_running": False,
                 "ok": False, "fps": 0.0, "last_frame_ts": None, "lost_since": None,
-                "error": NOT_RUNNING, "updated_ts": None, "covered": False}
+                "error": NOT_RUNNING, "updated_ts": None, "covered": False, "clips": None}
     stale = st["stale"]
     # A silent daemon is not a lost camera: say what the owner must fix (the capture service).
     lost = None if stale else st.get("camera_lost_since")
@@ -79,6 +81,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
         "lost_since": lost,
         "error": NOT_RUNNING if stale else st.get("camera_error"),
         "updated_ts": st.get("updated_ts"),
+        "clips": st.get("clips"),
         "covered": bool(st.get("camera_covered")) and not stale,
     }
 
@@ -131,6 +134,8 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "camera": camera_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
+        "mqtt": units.web_json(cfg.mqtt.enabled, cfg.paths.runtime_dir, store.conn),
+        "storage": storage_json(cfg, store),
         "next_schedule": schedule_json(cfg, now),
         "health": {k: v for k, v in raised_conditions(store).items()},
     }

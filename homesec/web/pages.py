@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from homesec.storage.media import remove_event_files
-from homesec.web import accounts, arm_limit, audit_hooks, sessions
+from homesec.web import accounts, arm_limit, audit_hooks, history, sessions
 from homesec.web.api import MAX_DELAY_S
 from homesec.web.auth import client_addr, identity, require_fresh_login
 from homesec.web.db import cfg, get_store
@@ -23,6 +23,7 @@ from homesec.web.overview import capture_warning, event_json, status
 bp = Blueprint("pages", __name__)
 
 HOME_EVENTS = 12
+HISTORY_PAGE = 20
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -36,13 +37,44 @@ def ts_filter(ts: float | None) -> str:
     return _fmt_time(ts)
 
 
+@bp.app_template_filter("iso")
+def iso_filter(ts: float | None) -> str:
+    """ISO 8601 with the box's UTC offset (for <time datetime>)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts)) if ts else ""
+
+
+@bp.app_template_filter("duration")
+def duration_filter(seconds: float | None) -> str:
+    """'8 s', '2 min 5 s', '1 h 3 min'."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+@bp.app_template_filter("bytes")
+def bytes_filter(n: float | None) -> str:
+    """Bytes for people (SI units, like disk makers)."""
+    if n is None:
+        return "-"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
 @bp.get("/")
 def home() -> str:
     """At a glance: armed or not, the button, live view, last events, health."""
     store = get_store()
+    rows = store.events(limit=HOME_EVENTS)
     return render_template(
         "home.html", st=status(cfg(), store),
-        events=[event_json(e) for e in store.events(limit=HOME_EVENTS)],
+        events=history.page(store, rows, [event_json(e) for e in rows]),
         auth=identity().kind == "session", max_delay=MAX_DELAY_S, live_max_s=cfg().web.live_max_s,
     )
 
@@ -77,10 +109,42 @@ def disarm_form() -> Any:
 @bp.get("/events/<int:event_id>")
 def event_page(event_id: int) -> str:
     """One event: its snapshot with the motion boxes, numbers, delete button."""
-    ev = get_store().event(event_id)
+    store = get_store()
+    ev = store.event(event_id)
     if ev is None:
         abort(404, f"There is no event {event_id}.")
-    return render_template("event.html", ev=event_json(ev))
+    older, newer = history.neighbours(store, event_id)
+    return render_template("event.html", ev=history.event_page_json(store, ev, event_json(ev)),
+                           older=older, newer=newer)
+
+
+@bp.get("/history")
+def history_page() -> str:
+    """Every kept event, newest first, a page at a time; `day` (YYYY-MM-DD, the box's local
+    day) picks one day, `before` (an event id) pages to older events."""
+    store = get_store()
+    day = request.args.get("day", "").strip() or None
+    since = until = None
+    if day is not None:
+        try:
+            since = history.parse_bound(day, end=False)
+            until = history.parse_bound(day, end=True)
+        except history.DayError:
+            abort(400, "The day must be a date (YYYY-MM-DD).")
+    raw = request.args.get("before", "").strip()
+    before = None
+    if raw:
+        if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**62:
+            abort(400, "before must be an event number.")
+        before = int(raw)
+    rows = store.events(limit=HISTORY_PAGE, before_id=before, since=since, until=until)
+    older = rows[-1].id if len(rows) == HISTORY_PAGE and store.events(
+        limit=1, before_id=rows[-1].id, since=since, until=until) else None
+    newer = (history.newer_page_start(store, rows[0].id, HISTORY_PAGE, since, until)
+             if rows else (0 if before is not None else None))
+    return render_template("history.html", day=day, older=older, newer=newer,
+                           events=history.page(store, rows, [event_json(e) for e in rows]),
+                           tz=time.strftime("%Z"))
 
 
 @bp.post("/events/<int:event_id>/delete")

@@ -28,6 +28,7 @@ from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config
 from homesec.storage.store import Store
 from homesec.web import accounts, create_app
+from tests.clip_support import add_event_clip
 
 from .conftest import PASSWORD, Browser, csrf_from, make_config
 
@@ -36,7 +37,8 @@ ROUTES = [
     ("GET", "/status"), ("POST", "/arm"), ("POST", "/disarm"), ("GET", "/events"),
     ("GET", "/events/{event_id}"), ("DELETE", "/events/{event_id}"),
     ("GET", "/events/{event_id}/snapshot.jpg"), ("GET", "/events/{event_id}/thumb.jpg"),
-    ("GET", "/live.jpg"), ("GET", "/live.mjpg"), ("GET", "/openapi.json"),
+    ("GET", "/events/{event_id}/clip.mp4"), ("GET", "/live.jpg"), ("GET", "/live.mjpg"),
+    ("GET", "/openapi.json"),
     ("POST", "/snooze"), ("DELETE", "/snooze"), ("GET", "/audit"),
 ]
 # Columns that a refused request may still touch (best-effort bookkeeping, not state).
@@ -72,6 +74,14 @@ BAD_QUERIES = {
     "limit-underscore": {"limit": "1_0"}, "limit-spaces": {"limit": " 5 "},
     "before-huge": {"before": str(2**63)}, "before-zero": {"before": "0"},
     "before-fullwidth": {"before": "\uff11"},
+    "since-word": {"since": "yesterday"}, "since-nan": {"since": "nan"},
+    "since-inf": {"since": "inf"}, "since-huge": {"since": "1e300"},
+    "until-bad-month": {"until": "2026-13-01"}, "until-arabic-digits": {"until": "\u0662" * 10},
+    "since-negative": {"since": "-5"},
+}
+BAD_CLIP_QUERIES = {
+    "part-zero": {"part": "0"}, "part-letters": {"part": "x"}, "part-huge": {"part": "9" * 30},
+    "part-missing": {"part": "7"}, "part-arabic-digit": {"part": "\u0662"},
 }
 JSON = "application/json"
 BAD_BODIES: dict[str, tuple[bytes, str]] = {
@@ -145,6 +155,9 @@ def _cases() -> Iterator[Any]:
         if route == "/events":
             for name, query in BAD_QUERIES.items():
                 yield pytest.param(Case(method, route, query=query), id=f"{rid} [{name}]")
+        if route.endswith("/clip.mp4"):
+            for name, query in BAD_CLIP_QUERIES.items():
+                yield pytest.param(Case(method, route, query=query), id=f"{rid} [{name}]")
         if method in ("POST", "DELETE"):
             for name, body in BAD_BODIES.items():  # none of them is a body any route accepts
                 yield pytest.param(Case(method, route, body=body), id=f"{rid} [body-{name}]")
@@ -198,6 +211,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     store = Store(cfg.paths.db_path)
     accounts.set_password(store, PASSWORD)
     eid = _event(cfg, store, 1_700_000_000)
+    add_event_clip(store, cfg.paths.media, eid)
     _event(cfg, store, 1_700_000_100)
     token = accounts.create_token(store, "fuzz")[1]
     revoked_info, revoked = accounts.create_token(store, "gone")

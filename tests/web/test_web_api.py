@@ -44,7 +44,7 @@ def test_status_camera_health_from_daemon_file(browser: Browser, cfg: Config) ->
     cam = browser.api("GET", "/status").json["camera"]
     assert cam == {"name": "Porch", "daemon": "running", "capture_running": True, "ok": True,
                    "fps": 14.9, "last_frame_ts": now - 0.1, "lost_since": None, "error": None,
-                   "updated_ts": now, "covered": False}
+                   "updated_ts": now, "clips": None, "covered": False}
     (run / "status.json").write_text(json.dumps({
         "updated_ts": now, "fps": 0.0, "last_frame_ts": now - 60, "camera": "Porch",
         "camera_ok": False, "camera_lost_since": now - 50, "camera_error": "device gone"}))

@@ -21,9 +21,9 @@ from .conftest import PASSWORD, Browser, csrf_from, make_config
 
 API_GETS = ["/api/v1/status", "/api/v1/events", "/api/v1/events/1", "/api/v1/events/1/snapshot.jpg",
             "/api/v1/events/1/thumb.jpg", "/api/v1/live.jpg", "/api/v1/live.mjpg",
-            "/api/v1/openapi.json"]
+            "/api/v1/openapi.json", "/api/v1/events/1/clip.mp4"]
 API_WRITES = [("POST", "/api/v1/arm"), ("POST", "/api/v1/disarm"), ("DELETE", "/api/v1/events/1")]
-PAGES = ["/", "/events/1", "/tokens"]
+PAGES = ["/", "/events/1", "/tokens", "/history"]
 PAGE_WRITES = ["/arm", "/disarm", "/events/1/delete", "/tokens", "/tokens/1/revoke"]
 
 

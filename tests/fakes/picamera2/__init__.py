@@ -133,6 +133,18 @@ class Picamera2:
         self.frames += 1
         return req
 
+    def start_encoder(self, encoder: Any = None, output: Any = None, pts: Any = None,
+                      quality: Any = None, name: str | None = None) -> None:
+        """Start an encoder on a stream (see encoders.py); clips use it."""
+        encoder._start(self, output, name or "main")
+        self.encoders = [*getattr(self, "encoders", []), encoder]
+
+    def stop_encoder(self, encoders: Any = None) -> None:
+        """Stop the running encoders."""
+        for enc in getattr(self, "encoders", []):
+            enc._stop()
+        self.encoders = []
+
     def stop(self) -> None:
         """Stop the camera."""
         self.started = False
