@@ -158,7 +158,11 @@ def test_full_disk_stops_clips_not_detection_or_alerts(tmp_path: Path, make_conf
         Daemon(cfg, camera=LimitedCamera(demo_camera(cfg), int(50 * cfg.camera.fps))).run()
         events = store.events()
         assert len(events) == 3 and all(e.end_ts and e.armed for e in events)
-        assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 3
+        assert store.conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'motion'").fetchone()[0] == 3
+        # and the owner is told the disk is full (a health alert of its own)
+        assert store.conn.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'health' AND "
+                                  "title LIKE 'Disk nearly full%'").fetchone()[0] == 1
         assert store.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
         assert not list((mnt / "media").glob(f"*/*{PART_SUFFIX}")), "half-written clips left"
         said = [r for r in caplog.records if "event clip not written" in r.getMessage()]

@@ -187,7 +187,9 @@ def _input(st: AlarmState, inp: Input, now: float, cfg: MachineConfig) -> Outcom
     if kind == "disarm":
         effects = ("cancel",) if s == "pending" else ()
         if s == "disarmed" and st.snooze_until is None:
-            return Outcome(st)
+            # Nothing changes for the alarm, but who/when is written again: a disarm made here
+            # must win over an older arm made on another unit (the MQTT site's stamp rule).
+            return Outcome(_with(st, now, inp.by), changed=True)
         new = _with(st, now, inp.by, state="disarmed", deadline_ts=None, armed_ts=None,
                     snooze_until=None, event_id=None)
         return Outcome(new, effects, changed=True, transitions=((s, "disarmed"),))

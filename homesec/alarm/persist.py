@@ -130,7 +130,10 @@ def apply(store: Store, kind: str, by: str = "", now: float | None = None,
         if out.changed:
             write(c, out.state)
         alerted = apply_effects(c, out, now)
-        if kind in AUDITED and out.changed and out.refused is None:
+        new = out.state
+        moved = (new.state, new.snooze_until, new.deadline_ts) != (st.state, st.snooze_until,
+                                                                   st.deadline_ts)
+        if kind in AUDITED and moved and out.refused is None:  # (a repeated disarm: no line)
             audit.record(c, now, AUDITED[kind], by, client,
                          detail or _detail(kind, out.state, now), state=out.state.state)
     return Applied(to_status(out.state), out, alerted)

@@ -62,7 +62,7 @@ def test_history_pages_through_60_events_and_the_day_picker(browser: Browser,
 def test_rows_show_duration_objects_alert_and_clip_badge(browser: Browser, add_event: AddEvent,
                                                          cfg: Config, store: Store) -> None:
     plain = add_event(ts=time.time() - 120)
-    store.set_arm(True, by="t")
+    store.set_arm(True, by="t", now=time.time() - 90)  # (armed before the event started)
     with_clip = add_event(ts=time.time() - 60)
     store.set_arm(False, by="t")
     add_event_clip(store, cfg.paths.media, with_clip)
