@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ log = logging.getLogger("homesec.capture.recorder")
 SWEEP_EVERY_S = 3600.0  # retention sweep: at start-up, then hourly
 RETRY_MIN_S = 0.5  # database not writable: first retry of the waiting jobs after this ...
 RETRY_MAX_S = 5.0  # ... doubling up to this (a failed write is cheap; a locked one waits 10 s)
+PROBE_S = 5.0  # between events, this often: can the database files be written at all?
 
 
 @dataclass
@@ -137,6 +139,24 @@ class EventRecorder(threading.Thread):
             self.db_error = None
         self._retry_s = RETRY_MIN_S
 
+    def _probe(self) -> None:
+        """Notice, without writing anything (an SD card wears), that the database cannot take
+        writes (an immutable file, a read-only mount), so the owner sees it before an event
+        needs it. A failed write says more; this only says "not writable" between events."""
+        db = self.cfg.paths.db_path
+        wal = db.with_name(db.name + "-wal")
+        for path in (db, wal, db.parent):
+            if path.exists() and not os.access(path, os.W_OK):
+                if self.unwritable_since is None:
+                    self.unwritable_since = time.time()
+                    log.error("database not writable: %s refuses writes (read-only file system, "
+                              "immutable file or permissions)", path)
+                if self.db_error is None:  # (a failed write's own error says more)
+                    self.db_error = f"{path.name} is not writable"
+                return
+        if not self.backlog and self.unwritable_since is not None:
+            self._writable()
+
     def _sweep(self, media: Path) -> None:
         store = self._open_store()
         if store is None:
@@ -156,14 +176,19 @@ class EventRecorder(threading.Thread):
         # Events a crash left open are closed after the journal had its say (it may hold their
         # ends) and before any new event is written.
         self._submit({"kind": "recover"})
-        next_sweep = 0.0
+        next_sweep = next_probe = 0.0
         try:
             while True:
                 now = time.monotonic()
                 if now >= next_sweep and not self.backlog:
                     self._sweep(media)
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
-                due = min(next_sweep, self._retry_at) if self.backlog else next_sweep
+                if now >= next_probe:
+                    self._probe()
+                    next_probe = now + PROBE_S
+                due = min(next_sweep, next_probe)
+                if self.backlog:
+                    due = min(due, self._retry_at)
                 try:
                     job = self.q.get(timeout=max(0.05, due - time.monotonic()))
                 except queue.Empty:
