@@ -76,3 +76,31 @@ class Immutable:
         if self.on:
             subprocess.run(["chattr", "-i", *map(str, self.paths)], check=True)
             self.on = False
+
+
+@contextlib.contextmanager
+def small_filesystem(mountpoint: Path, size: str = "4m") -> Iterator[Path]:
+    """A size-limited tmpfs mounted at `mountpoint` for the block (needs root; else skip)."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                        str(mountpoint)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small file system for the test: {r.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system holding `folder` with one file (another program's); returns it."""
+    filler = folder / "someone-elses-file"
+    with open(filler, "wb") as f:
+        chunk = b"\0" * 65536
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError:
+            pass
+    return filler

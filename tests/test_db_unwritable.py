@@ -5,10 +5,13 @@ the database takes writes again; the status says since when it has not."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from homesec.camera.base import Frame
 from homesec.capture.backlog import Backlog, journal_path
@@ -16,11 +19,13 @@ from homesec.capture.daemon import Daemon
 from homesec.capture.events import Event
 from homesec.capture.recorder import EventRecorder
 from homesec.capture.status import read_status
-from homesec.config import Config
+from homesec.config import Config, load
 from homesec.storage.store import Store
-from tests.conftest import wait_for
-from tests.fault_support import Immutable, db_fault_paths, immutable
-from tests.mail_support import FastCrossingCamera
+from homesec.storage.writable import db_paths
+from tests.conftest import homesec_cmd, wait_for
+from tests.fault_support import Immutable, db_fault_paths, fill, immutable, small_filesystem
+from tests.mail_support import FastCrossingCamera, free_port, write_toml
+from tests.mail_support import config_dict as mail_config_dict
 from tests.test_daemon import LimitedCamera
 
 
@@ -71,7 +76,7 @@ def test_daemon_keeps_an_armed_event_while_the_database_is_immutable(make_config
     assert _outbox_events(store) == [ev.id]
     (st,) = seen
     assert st["db_ok"] is False and st["db_unwritable_since"] is not None
-    assert "disk I/O error" in st["db_error"] or "readonly" in st["db_error"]
+    assert "homesec.db is not writable" in st["db_error"]
     assert st["events_waiting"] >= 1
     assert not journal_path(cfg.paths.state_dir).exists()  # written, so no longer kept
     store.close()
@@ -204,3 +209,90 @@ def test_an_end_whose_start_never_reached_the_database_records_the_whole_event(
     (row,) = store.events()
     assert row.end_ts == t0 + 2 and row.snapshot
     store.close()
+
+
+@pytest.mark.slow
+def test_real_daemon_survives_all_database_files_immutable_and_writes_everything_after(
+        tmp_path: Path) -> None:
+    """`chattr +i` on the database, its -wal and -shm files and their directory, with a real
+    `homesec run` (mail on, its server down, so the mailer polls the database all along). A
+    process that touches SQLite then is killed by SIGBUS (the -shm file is mapped); the daemon
+    keeps away from it, keeps capturing, and writes every event once the files are writable."""
+    cfg_path = write_toml(tmp_path / "config.toml", {
+        **mail_config_dict(tmp_path, "none", free_port(), None),
+        "camera": {"source": "demo", "name": "Front door", "width": 640, "height": 360,
+                   "lores_width": 320, "fps": 5, "realtime": True},
+    })
+    cfg = load(cfg_path)
+    store = Store(cfg.paths.db_path)
+    store.set_arm(True, by="test")
+    store.close()  # (this process must not have the database open during the fault)
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen(homesec_cmd("run", "--config", str(cfg_path)), stdout=log,
+                            stderr=subprocess.STDOUT)
+    fault = Immutable(db_paths(cfg.paths.db_path))
+
+    def status() -> dict:
+        assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+        return read_status(cfg.paths.runtime_dir) or {}
+
+    try:
+        wait_for(lambda: status().get("frames", 0) > 0, 20, what="the daemon's first frame")
+        fault.paths = [p for p in db_paths(cfg.paths.db_path) if p.exists()]
+        assert len(fault.paths) == 4
+        fault.set()
+        wait_for(lambda: status().get("db_ok") is False and status()["events_waiting"] >= 2,
+                 50, interval=0.2, what="an event (start and end) waiting for the database")
+        frames = status()["frames"]
+        fault.clear()
+        wait_for(lambda: status().get("db_ok") and status()["events_waiting"] == 0, 20,
+                 interval=0.2, what="the waiting records to be written")
+        assert status()["frames"] > frames  # the camera loop went on
+    finally:
+        fault.clear()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
+    store = Store(cfg.paths.db_path)
+    events = store.events()
+    alerts = {r[0] for r in store.conn.execute("SELECT event_id FROM outbox")}
+    store.close()
+    assert events and all(e.end_ts is not None and not e.interrupted and e.armed for e in events)
+    assert alerts == {e.id for e in events}
+
+
+def test_records_wait_in_memory_while_the_disk_is_full_and_are_written_after(
+        tmp_path: Path, make_config) -> None:
+    """The state dir's file system is filled by another program: database writes fail (disk
+    full) and the journal on it cannot be written either; the records wait in memory, in order,
+    and are written once there is room again."""
+    with small_filesystem(tmp_path / "state"):
+        cfg = make_config(paths={"media_dir": str(tmp_path / "media")})
+        store = Store(cfg.paths.db_path)
+        store.set_arm(True, by="test")
+        recorded: list[tuple[str, int]] = []
+        rec = EventRecorder(cfg, on_recorded=lambda kind, eid: recorded.append((kind, eid)))
+        rec.start()
+        try:
+            t0 = time.time()
+            a, b = _event(cfg, t0), _event(cfg, t0 + 10)
+            rec.put("start", a)
+            wait_for(lambda: recorded, what="the first start")
+            filler = fill(cfg.paths.state_dir)
+            a.end_wall, b.end_wall = t0 + 3, t0 + 12
+            for kind, ev in (("end", a), ("start", b), ("end", b)):
+                rec.put(kind, ev)
+            wait_for(lambda: len(rec.backlog) == 3, what="three records waiting")
+            health = rec.health()
+            assert health["db_ok"] is False and "full" in health["db_error"]
+            assert health["journal_error"] and health["events_refused"] == 0
+            filler.unlink()
+            wait_for(lambda: len(recorded) == 4, 15, what="the waiting records to be written")
+            assert rec.health()["db_ok"] is True
+        finally:
+            rec.stop()
+        first, second = sorted(store.events(), key=lambda e: e.id)
+        assert (first.end_ts, second.start_ts, second.end_ts) == (t0 + 3, t0 + 10, t0 + 12)
+        assert _outbox_events(store) == [first.id, second.id]
+        store.close()

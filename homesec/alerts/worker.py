@@ -30,6 +30,7 @@ from homesec.alerts.compose import AlertItem, compose_alert, compose_test
 from homesec.alerts.smtp import MailError, deliver, where
 from homesec.config import Config
 from homesec.storage.store import Store
+from homesec.storage.writable import unwritable_reason
 from homesec.system.credentials import Secret, redact, smtp_password
 
 log = logging.getLogger("homesec.alerts.worker")
@@ -65,6 +66,8 @@ class OutboxWorker(threading.Thread):
         # note)), and every batch delivered by this process: never delivered twice.
         self._unmarked: dict[int, tuple[float, str | None]] = {}
         self._delivered: set[int] = set()
+        self._requeued = False  # failed alerts of an earlier run are retried once, at start
+        self._unwritable: str | None = None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop after the current step. An SMTP exchange in progress is abandoned (daemon thread):
@@ -87,9 +90,6 @@ class OutboxWorker(threading.Thread):
                     self._stop_now.wait(5.0)
             if store is None:
                 return
-            n = outbox.requeue_failed(store)
-            if n:
-                log.warning("retrying %d alert(s) that failed before this start", n)
             log.info("mailer sending alerts to %d recipient(s) via %s",
                      len(self.cfg.mail.recipients), where(self.cfg.mail))
             while not self._stopping():
@@ -103,7 +103,8 @@ class OutboxWorker(threading.Thread):
                     self._stop_now.wait(5.0)
                 self._stop_now.wait(POLL_S)
         finally:
-            if store is not None:
+            # (Not while the files refuse writes: even a close touches SQLite's -shm mapping.)
+            if store is not None and unwritable_reason(self.cfg.paths.db_path) is None:
                 store.close()
 
     def _check_password(self, store: Store, secret: Secret) -> None:
@@ -119,6 +120,18 @@ class OutboxWorker(threading.Thread):
     def step(self, store: Store, now: float | None = None) -> bool:
         """Send what is due now; True if an email was attempted."""
         now = time.time() if now is None else now
+        reason = unwritable_reason(self.cfg.paths.db_path)
+        if reason is not None:  # keep away from SQLite meanwhile (see storage/writable.py)
+            if reason != self._unwritable:
+                log.error("mailer waits: the database cannot be written: %s", reason)
+            self._unwritable = reason
+            return False
+        self._unwritable = None
+        if not self._requeued:
+            n = outbox.requeue_failed(store)
+            self._requeued = True
+            if n:
+                log.warning("retrying %d alert(s) that failed before this start", n)
         self._write_marks(store)  # raises while the database refuses: nothing else is sent
         secret = smtp_password()
         self._check_password(store, secret)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -31,6 +30,7 @@ from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config
 from homesec.storage.retention import prune
 from homesec.storage.store import Store
+from homesec.storage.writable import unwritable_reason
 
 log = logging.getLogger("homesec.capture.recorder")
 
@@ -73,6 +73,7 @@ class EventRecorder(threading.Thread):
         self.on_recorded = on_recorded
         self.backlog = Backlog(journal_path(cfg.paths.state_dir))
         self._store: Store | None = None
+        self._stale = False  # the connection saw an error: replace it once that is safe
         self._ids: dict[tuple[str, float], int] = {}  # (camera, start) -> row id, open events
         self._retry_at = 0.0
         self._retry_s = RETRY_MIN_S
@@ -106,7 +107,14 @@ class EventRecorder(threading.Thread):
     # ---- the database ----------------------------------------------------------------------
 
     def _open_store(self) -> Store | None:
-        """The database, or None when it cannot be opened now (retried with the waiting jobs)."""
+        """The database, or None when it cannot be opened or written now (retried with the
+        waiting jobs)."""
+        if not self._probe():
+            self._retry_at = time.monotonic() + self._retry_s
+            self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
+            return None
+        if self._store is not None and self._stale:
+            self._drop_store()
         if self._store is None:
             try:
                 self._store = Store(self.cfg.paths.db_path)
@@ -115,11 +123,14 @@ class EventRecorder(threading.Thread):
         return self._store
 
     def _drop_store(self) -> None:
-        """After an error the connection may be left mid-transaction: start afresh next time."""
-        if self._store is not None:
+        """After an error the connection may be left mid-transaction: start afresh next time.
+        (Not while the files refuse writes: even a close touches the -shm mapping.)"""
+        self._stale = True
+        if self._store is not None and unwritable_reason(self.cfg.paths.db_path) is None:
             with contextlib.suppress(sqlite3.Error):
                 self._store.close()
             self._store = None
+            self._stale = False
 
     def _unwritable(self, exc: BaseException) -> None:
         now = time.time()
@@ -139,23 +150,21 @@ class EventRecorder(threading.Thread):
             self.db_error = None
         self._retry_s = RETRY_MIN_S
 
-    def _probe(self) -> None:
-        """Notice, without writing anything (an SD card wears), that the database cannot take
-        writes (an immutable file, a read-only mount), so the owner sees it before an event
-        needs it. A failed write says more; this only says "not writable" between events."""
-        db = self.cfg.paths.db_path
-        wal = db.with_name(db.name + "-wal")
-        for path in (db, wal, db.parent):
-            if path.exists() and not os.access(path, os.W_OK):
-                if self.unwritable_since is None:
-                    self.unwritable_since = time.time()
-                    log.error("database not writable: %s refuses writes (read-only file system, "
-                              "immutable file or permissions)", path)
-                if self.db_error is None:  # (a failed write's own error says more)
-                    self.db_error = f"{path.name} is not writable"
-                return
+    def _probe(self) -> bool:
+        """True when the database files can be written. Asked between events (so the owner sees
+        a fault before an event needs the database) and before every database job: a thread
+        that touches SQLite while its files are immutable can be killed (see `writable`)."""
+        reason = unwritable_reason(self.cfg.paths.db_path)
+        if reason is not None:
+            if self.unwritable_since is None:
+                self.unwritable_since = time.time()
+                log.error("database not writable: %s", reason)
+            if self.db_error is None:  # (a failed write's own error says more)
+                self.db_error = reason
+            return False
         if not self.backlog and self.unwritable_since is not None:
             self._writable()
+        return True
 
     def _sweep(self, media: Path) -> None:
         store = self._open_store()
