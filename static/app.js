@@ -109,6 +109,9 @@
       : (cam.error || "not running");
     $("cam-fps").textContent = `${cam.fps} fps`;
     $("cam-last").textContent = fmtTime(cam.last_frame_ts);
+    const db = st.database || {};
+    $("db-state").className = db.ok === false ? "bad" : db.ok ? "ok" : "";
+    $("db-state").textContent = db.ok === false ? `database not writable since ${fmtTime(db.unwritable_since)} (${db.waiting} event records waiting)` : db.ok ? "OK" : "unknown";
     const d = st.disk;
     $("disk").textContent = d.used_pct == null ? "unknown"
       : `${d.used_pct} % used, ${(d.free_bytes / 1e9).toFixed(1)} GB free`;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -69,14 +70,13 @@ class Daemon:
             d.mkdir(parents=True, exist_ok=True)
 
     def init_store(self) -> None:
-        """Migrate the database and close events a crash left open."""
-        store = Store(self.cfg.paths.db_path)
+        """Migrate the database. (The recorder closes events a crash left open, after replaying
+        its journal, which may hold their ends.) A database that cannot be opened now does not
+        stop the camera: the recorder keeps the events until it can."""
         try:
-            n = store.close_interrupted()
-            if n:
-                log.warning("closed %d event(s) left open by an earlier crash", n)
-        finally:
-            store.close()
+            Store(self.cfg.paths.db_path).close()
+        except sqlite3.Error as exc:
+            log.error("database not usable at start-up (%s); capturing anyway", exc)
 
     def start_workers(self) -> None:
         """Start the recorder and any other background workers."""
@@ -114,6 +114,7 @@ class Daemon:
             "camera_reopens": sup.reopens,
             "event_in_progress": self.tracker.current is not None,
             "clips": self.clips.stats() if self.clips is not None else {"enabled": False},
+            **self.recorder.health(),  # database writable? event records waiting?
         }
 
     def write_status(self, force: bool = False) -> None:

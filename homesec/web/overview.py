@@ -71,6 +71,18 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     }
 
 
+def database_json(cfg: Config, now: float) -> dict[str, Any]:
+    """Whether the capture daemon can write the database (from its status file): when it cannot,
+    events wait in its journal, and the owner must see "database not writable since T". `ok` is
+    None when the daemon is not running (nobody knows)."""
+    st = read_status(cfg.paths.runtime_dir, now=now)
+    if st is None or st["stale"] or "db_ok" not in st:
+        return {"ok": None, "unwritable_since": None, "error": None, "waiting": None}
+    return {"ok": bool(st["db_ok"]), "unwritable_since": st.get("db_unwritable_since"),
+            "error": st.get("db_error"), "waiting": st.get("events_waiting"),
+            "refused": st.get("events_refused", 0)}
+
+
 def disk_json(cfg: Config) -> dict[str, Any]:
     """Use of the file system holding the media directory."""
     path = cfg.paths.media if cfg.paths.media.exists() else cfg.paths.state_dir
@@ -92,6 +104,7 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "arm": arm_json(arm, now),
         "exit_delay_s": cfg.alarm.exit_delay_s,
         "camera": camera_json(cfg, now),
+        "database": database_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
         "mqtt": units.web_json(cfg.mqtt.enabled, cfg.paths.runtime_dir, store.conn),
