@@ -45,7 +45,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """The capture daemon in the foreground."""
     from homesec.capture.daemon import Daemon
+    from homesec.system.hardening import make_undumpable
 
+    make_undumpable()  # the web service (same user) must not read the SMTP password from memory
     cfg = load_config(args.config)
     logging.getLogger("homesec").info("%s", summary(cfg))
     stop = threading.Event()
