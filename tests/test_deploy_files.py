@@ -140,7 +140,8 @@ def test_web_unit_cannot_read_the_capture_credentials_and_serves_no_ip() -> None
     """Same user as capture (shared database), so its credential directory is hidden from the web
     unit; the web unit talks IP to loopback only (nginx in front enforces web.allow_networks)."""
     s = unit_settings("homesec-web.service")
-    assert "-/run/credentials/homesec-capture.service" in s["Service.InaccessiblePaths"]
+    assert s["Service.InaccessiblePaths"] == ["/run/credentials"]
+    assert s["Service.ExecStartPre"] == ["+/bin/mkdir -p -m 0755 /run/credentials"]
     assert s["Service.IPAddressDeny"] == ["any"] and s["Service.IPAddressAllow"] == ["localhost"]
     capture = unit_settings("homesec-capture.service")
     assert capture["Service.LoadCredential"] and "Service.LoadCredential" not in s
