@@ -261,7 +261,9 @@ class MailConfig(Section):
 class WebConfig(Section):
     """The web UI and JSON API."""
 
-    bind: str = Field(default="0.0.0.0", description="address gunicorn listens on")
+    bind: str = Field(
+        default="0.0.0.0", description="address the web UI listens on (nginx on the Pi, else gunicorn)"
+    )
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port")
     base_url: str = Field(
         default="http://homesec.local:8080", description="used for links in alert emails"

@@ -555,9 +555,15 @@ def boot_with_systemd(root: Path) -> bool:
         # ... through nginx on web.port (gunicorn listens on its Unix socket only).
         probe = ("import urllib.request; r = urllib.request.urlopen("
                  "'http://127.0.0.1:8080/login', timeout=5); print(r.status, r.headers['Server'])")
-        wait_for(lambda: container.run("/opt/homesec/venv/bin/python", "-c", probe,
-                                       check=False).stdout.strip() == "200 nginx",
-                 60, what="the login page from homesec-web behind nginx under systemd", interval=0.5)
+        try:
+            wait_for(lambda: container.run("/opt/homesec/venv/bin/python", "-c", probe,
+                                           check=False).stdout.strip() == "200 nginx",
+                     60, what="the login page from homesec-web behind nginx under systemd",
+                     interval=0.5)
+        except AssertionError as exc:
+            why = container.run("journalctl", "--no-pager", "-n", "60", "-u", "nginx", "-u", web,
+                                check=False).stdout
+            raise AssertionError(f"{exc}\n{why}") from None
         assert container.run("test", "-S", "/run/homesec/web.sock", check=False).returncode == 0
         # The web service cannot read the capture service's SMTP credential (same user).
         web_pid = container.prop(web, "MainPID")
