@@ -90,7 +90,15 @@ def make_720p_file(tmp: Path) -> Path:
     return out
 
 
-def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, arenas: str | None,
+# glibc malloc settings tried, as homesec-capture.service could set them in Environment=.
+MALLOC_VARIANTS: list[tuple[str, dict[str, str]]] = [
+    ("glibc default", {}),
+    ("MALLOC_ARENA_MAX=2", {"MALLOC_ARENA_MAX": "2"}),
+    ("+ MMAP_THRESHOLD_=128K", {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}),
+]
+
+
+def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, malloc_env: dict[str, str],
                smtp_port: int, ca: Path) -> dict[str, float]:
     """`homesec run` for `seconds`; RSS samples every 0.2 s, the kernel's peak at the end."""
     root.mkdir(parents=True)
@@ -105,10 +113,8 @@ def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, arena
     store = Store(root / "state" / "homesec.db")
     store.set_arm(True, "benchmark")
     store.close()
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    env.update(HOMESEC_SMTP_PASSWORD=PASSWORD, PYTHONUNBUFFERED="1")
-    if arenas:
-        env["MALLOC_ARENA_MAX"] = arenas
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(HOMESEC_SMTP_PASSWORD=PASSWORD, PYTHONUNBUFFERED="1", **malloc_env)
     log = open(root / "daemon.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "homesec.cli", "run", "--config", str(path)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -170,7 +176,7 @@ def run_web(root: Path) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=40.0, help="per daemon run (4 runs)")
+    ap.add_argument("--seconds", type=float, default=40.0, help="per daemon run (6 runs)")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         print("needs ffmpeg (apt-get install ffmpeg) for the 720p file", file=sys.stderr)
@@ -184,10 +190,10 @@ def main() -> int:
         runs = []
         try:
             for source in ("demo", "file"):
-                for arenas in (None, "2"):
-                    name = f"{source}-{arenas or 'default'}"
-                    r = run_daemon(tmp / name, source, clip, args.seconds, arenas, srv.port, certs.ca)
-                    runs.append((source, arenas, r))
+                for i, (label, malloc_env) in enumerate(MALLOC_VARIANTS):
+                    r = run_daemon(tmp / f"{source}-{i}", source, clip, args.seconds, malloc_env,
+                                   srv.port, certs.ca)
+                    runs.append((source, label, r))
             mails = len(srv.messages)
         finally:
             srv.stop()
@@ -200,13 +206,12 @@ def main() -> int:
         prev = mb
     print(f"\ncapture daemon, {WIDTH}x{HEIGHT} @ {FPS} fps, armed, mail on (STARTTLS+AUTH), "
           f"{args.seconds:.0f} s per run; {mails} alert mails in all:")
-    print(f"  {'source':8} {'malloc arenas':22} {'peak RSS':>9} {'mean RSS':>9} "
+    print(f"  {'source':8} {'malloc':22} {'peak RSS':>9} {'mean RSS':>9} "
           f"{'anon peak':>10} {'anon mean':>10} {'events':>7}")
     base: dict[str, float] = {}
-    for source, arenas, r in runs:
-        label = "glibc default" if arenas is None else f"MALLOC_ARENA_MAX={arenas}"
+    for source, label, r in runs:
         ratio = ""
-        if arenas is None:
+        if source not in base:
             base[source] = r["peak"]
         else:
             ratio = f"  {r['peak'] / base[source]:.2f}x of default"
