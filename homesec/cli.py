@@ -148,8 +148,15 @@ def _read_new_password() -> str:
     return line.rstrip("\r\n")
 
 
+def _ask_yes(question: str) -> bool:
+    """A yes/no question on the terminal (default no)."""
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
-    """Set the owner's web password (argon2id hash in the database)."""
+    """Set the owner's web password (argon2id hash in the database). Every login session ends
+    with it; API tokens too with --revoke-all (or when the owner says so at the prompt). No rate
+    limit here: whoever runs this on the device is the owner, however many guesses others made."""
     from homesec.storage.store import Store
     from homesec.web import accounts
 
@@ -162,9 +169,17 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     store = Store(cfg.paths.db_path)
     try:
         accounts.set_password(store, password)
+        print("web password set; every browser must log in again")
+        tokens = len(accounts.list_tokens(store))
+        revoke = args.revoke_all or (tokens > 0 and sys.stdin.isatty() and _ask_yes(
+            f"Also revoke all {tokens} API token(s)? Scripts using them will stop working."))
+        if revoke:
+            print(f"{accounts.revoke_all_tokens(store)} API token(s) revoked")
+        elif tokens:
+            print(f"{tokens} API token(s) still valid (homesec passwd --revoke-all, or "
+                  "homesec token revoke ID, ends them)")
     finally:
         store.close()
-    print("web password set; browsers logged in with the old one must log in again")
     return 0
 
 
@@ -262,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("passwd", help="set the web password (asked, or one line on stdin)")
     s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.add_argument("--revoke-all", action="store_true",
+                   help="also revoke every API token (login sessions always end)")
     s.set_defaults(func=cmd_passwd)
 
     s = sub.add_parser("token", help="API bearer tokens for scripts and phone shortcuts")

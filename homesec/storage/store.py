@@ -90,6 +90,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN batch INTEGER;
     CREATE INDEX outbox_batch ON outbox(batch);
     """,
+    # 3 (websec): server-side login sessions, so logout really ends one (a copied cookie is
+    # worthless afterwards). The cookie holds a random secret; only its SHA-256 is stored.
+    # expires_ts is fixed at login (created + web.session_days): the lifetime never slides.
+    """
+    CREATE TABLE web_sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_ts REAL NOT NULL,
+        expires_ts REAL NOT NULL,
+        last_seen_ts REAL NOT NULL,
+        client TEXT NOT NULL,
+        user_agent TEXT NOT NULL
+    );
+    CREATE INDEX web_sessions_expires ON web_sessions(expires_ts);
+    """,
 ]
 
 

@@ -56,6 +56,7 @@ def create_app(config: Config | None = None, behind_proxy: bool = False) -> Flas
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(days=config.web.session_days),
+        SESSION_REFRESH_EACH_REQUEST=False,  # the lifetime is absolute (sessions.py)
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_BODY_BYTES,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
@@ -75,7 +76,9 @@ def create_app(config: Config | None = None, behind_proxy: bool = False) -> Flas
     app.extensions["homesec_login_lock"] = threading.Lock()
 
     from homesec.web import api, auth, db, errors, pages, security
+    from homesec.web.converters import AsciiIntConverter
 
+    app.url_map.converters["int"] = AsciiIntConverter  # before any route is added
     if behind_proxy:
         from homesec.web import front
 

@@ -27,9 +27,17 @@ MAX_PASSWORD_LEN = 1024
 TOKEN_PREFIX = "hs_"
 TOKEN_NAME_MAX = 60
 
-# Login rate limit: this many failures per client within the window -> refused (HTTP 429).
+# Login rate limit: this many failures per client address within the window -> refused (429).
 LOGIN_MAX_FAILURES = 5
 LOGIN_WINDOW_S = 600.0
+# Global cap: once this many failures from anyone fall in the window, a device that never logged
+# in here may check a password only once every LOGIN_SLOW_INTERVAL_S (429 + Retry-After in
+# between). Why: every address counts on its own (a home's whole IPv6 /64, and fe80::/64, is
+# every device), so an attacker who rotates addresses is held back by this instead: at most
+# 600 / 5 = 120 guesses per window. Browsers that logged in before carry a device cookie and are
+# never slowed (security.known_device), so the owner is not locked out by someone else's guessing.
+LOGIN_GLOBAL_MAX_FAILURES = 20
+LOGIN_SLOW_INTERVAL_S = 5.0
 
 
 class AccountError(ValueError):
@@ -50,8 +58,11 @@ def check_password_rules(password: str) -> None:
         raise AccountError(f"the password may have at most {MAX_PASSWORD_LEN} characters")
 
 
-def set_password(store: Store, password: str, username: str = OWNER) -> None:
-    """Hash and store the owner's password (replacing an old one)."""
+def set_password(store: Store, password: str, username: str = OWNER,
+                 end_sessions: bool = True) -> None:
+    """Hash and store the owner's password (replacing an old one). A new password ends every
+    login session and forgets failed logins (they guessed at the old one), in the same
+    transaction; `end_sessions=False` only for re-hashing the same password at login."""
     check_password_rules(password)
     digest = _hasher().hash(password)
     with store.transaction() as c:
@@ -60,6 +71,9 @@ def set_password(store: Store, password: str, username: str = OWNER) -> None:
             "ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
             (username, digest, time.time()),
         )
+        if end_sessions:
+            c.execute("DELETE FROM web_sessions")
+            c.execute("DELETE FROM login_failures")
 
 
 def password_hash(store: Store, username: str = OWNER) -> str | None:
@@ -80,13 +94,14 @@ def verify_password(store: Store, password: str, username: str = OWNER) -> bool:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     if ph.check_needs_rehash(digest):
-        set_password(store, password, username)
+        set_password(store, password, username, end_sessions=False)
     return True
 
 
 def password_fingerprint(store: Store, username: str = OWNER) -> str | None:
-    """A short digest of the stored hash, kept in the session cookie: a new password (homesec
-    passwd) changes it and so logs every browser out."""
+    """A short digest of the stored hash, kept in the device cookie (security.known_device):
+    a new password (homesec passwd) changes it, so devices that logged in with the old one are
+    no longer known."""
     digest = password_hash(store, username)
     return hashlib.sha256(digest.encode()).hexdigest()[:16] if digest else None
 
@@ -138,6 +153,13 @@ def revoke_token(store: Store, token_id: int) -> bool:
     return cur.rowcount > 0
 
 
+def revoke_all_tokens(store: Store) -> int:
+    """Delete every token (`homesec passwd --revoke-all`); returns how many there were."""
+    with store.transaction() as c:
+        cur = c.execute("DELETE FROM api_tokens")
+    return cur.rowcount
+
+
 def check_token(store: Store, secret: str) -> TokenInfo | None:
     """The token matching `secret`, or None. Records when it was last used (at most once a
     minute, so a polling script does not turn every read into a write)."""
@@ -168,6 +190,18 @@ def login_blocked_for(store: Store, client: str, now: float | None = None) -> fl
         return 0.0
     oldest = rows[-1]["ts"]
     return max(1.0, oldest + LOGIN_WINDOW_S - now)
+
+
+def login_slowed_for(store: Store, now: float | None = None) -> float:
+    """Seconds until a device not known to this appliance may have its password checked, while
+    the failures from everyone exceed the global cap (0 when it may try now)."""
+    now = time.time() if now is None else now
+    count, newest = store.conn.execute(
+        "SELECT COUNT(*), MAX(ts) FROM login_failures WHERE ts > ?",
+        (now - LOGIN_WINDOW_S,)).fetchone()
+    if count < LOGIN_GLOBAL_MAX_FAILURES or newest is None:
+        return 0.0
+    return max(0.0, newest + LOGIN_SLOW_INTERVAL_S - now)
 
 
 def record_login_failure(store: Store, client: str, now: float | None = None) -> None:

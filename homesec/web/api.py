@@ -34,6 +34,11 @@ def bad_request(message: str) -> NoReturn:
     abort(400, message)
 
 
+def _no_constant(name: str) -> NoReturn:
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259); Python's parser accepts them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _json_body(allowed: set[str]) -> dict[str, Any]:
     """The request's JSON object (empty body = {}), with only `allowed` keys."""
     raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH turns a huge body into 413 here
@@ -42,9 +47,11 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
     if request.mimetype != "application/json":
         bad_request("the body must be JSON (Content-Type: application/json)")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         bad_request("the body is not valid JSON")
+    except RecursionError:  # "[" * 15000 fits the size cap but not the parser's stack
+        bad_request("the body is nested too deeply")
     if not isinstance(body, dict):
         bad_request("the body must be a JSON object")
     unknown = sorted(set(body) - allowed)
@@ -70,10 +77,10 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    # ASCII digits only: int() would also read "٢", " 5 " and "1_0"
+    if len(raw) > 20 or not (raw.isascii() and raw.removeprefix("-").isdigit()):
         bad_request(f"{name} must be an integer")
+    value = int(raw)
     if not lo <= value <= hi:
         bad_request(f"{name} must be between {lo} and {hi}")
     return value

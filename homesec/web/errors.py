@@ -6,9 +6,11 @@ body, an unknown id or a body that is too big, never an HTML page or a 500.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 
 API_PREFIX = "/api/"
@@ -32,6 +34,12 @@ def _http_error(exc: HTTPException) -> Any:
     message = exc.description or exc.name
     if wants_json():
         resp = json_error(status, message)
+    elif request_ctx.url_adapter is None:
+        # The Host header was unusable (werkzeug's BadHost): the page template builds URLs,
+        # which needs a host, so answer with a bare page instead of crashing in the handler.
+        resp = Response(f"<!doctype html><title>{status}</title><h1>{status} "
+                        f"{escape(exc.name)}</h1><p>{escape(str(message))}</p>",
+                        status=status, mimetype="text/html")
     else:
         resp = Response(render_template("error.html", status=status, name=exc.name,
                                         message=message), status=status)

@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from homesec.storage.media import remove_event_files
-from homesec.web import accounts
+from homesec.web import accounts, sessions
 from homesec.web.api import MAX_DELAY_S
-from homesec.web.auth import identity
+from homesec.web.auth import identity, require_fresh_login
 from homesec.web.db import cfg, get_store
 from homesec.web.overview import event_json, status
 
@@ -53,10 +53,9 @@ def arm_form() -> Any:
     raw = request.form.get("delay_s", "").strip()
     delay = float(cfg().alarm.exit_delay_s)
     if raw:
-        try:
-            delay = float(int(raw))
-        except ValueError:
+        if len(raw) > 10 or not (raw.isascii() and raw.isdigit()):  # int() would also read "٢" or "1_0"
             abort(400, "The exit delay must be a whole number of seconds.")
+        delay = float(int(raw))
         if not 0 <= delay <= MAX_DELAY_S:
             abort(400, f"The exit delay must be between 0 and {MAX_DELAY_S} seconds.")
     get_store().arm(identity().label, delay_s=delay)
@@ -95,27 +94,40 @@ def event_delete(event_id: int) -> Any:
     return redirect(url_for("pages.home"))
 
 
+def _tokens_page(new: dict[str, str] | None = None) -> str:
+    """Active login sessions and API tokens, each with a revoke button."""
+    store = get_store()
+    ident = identity()
+    return render_template(
+        "tokens.html", tokens=accounts.list_tokens(store), new=new,
+        sessions=sessions.list_active(store), current=ident.login,
+        is_session=ident.kind == "session",
+        fresh=ident.login is not None and ident.login.fresh(),
+        reauth_min=int(sessions.REAUTH_S // 60))
+
+
 @bp.get("/tokens")
 def tokens() -> str:
-    """API tokens: list, create, revoke."""
-    return render_template("tokens.html", tokens=accounts.list_tokens(get_store()), new=None)
+    """Login sessions and API tokens: list, create, revoke."""
+    return _tokens_page()
 
 
 @bp.post("/tokens")
 def token_create() -> Any:
-    """Create a token and show its secret once."""
+    """Create a token and show its secret once (needs a recent password entry)."""
+    require_fresh_login()
     store = get_store()
     try:
         info, secret = accounts.create_token(store, request.form.get("name", ""))
     except accounts.AccountError as exc:
         abort(400, str(exc))
-    return render_template("tokens.html", tokens=accounts.list_tokens(store),
-                           new={"name": info.name, "secret": secret})
+    return _tokens_page(new={"name": info.name, "secret": secret})
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
 def token_revoke(token_id: int) -> Any:
-    """Revoke a token."""
+    """Revoke a token (needs a recent password entry)."""
+    require_fresh_login()
     if not accounts.revoke_token(get_store(), token_id):
         abort(404, f"There is no token {token_id}.")
     flash("Token revoked.")

@@ -8,21 +8,30 @@ Why our own CSRF token: the rule is small. The session holds a random token; eve
 it in a hidden field and every browser fetch() in an X-CSRF-Token header; a state-changing request
 authenticated by the cookie (or by nothing: auth off, trusted network) without the matching token is
 refused. Bearer-token requests are exempt: a browser never adds that header by itself.
+
+Why a device cookie: the login limit counts failures per address, plus a global cap that slows
+password checks from unknown devices (accounts.LOGIN_GLOBAL_MAX_FAILURES). A browser that once
+logged in with the current password carries a signed `homesec_device` cookie and is never slowed
+by the global cap, so guessing from elsewhere does not lock the owner out.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, current_app, request, session
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 SECRET_NAME = "web-secret.key"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEVICE_COOKIE = "homesec_device"
+DEVICE_DAYS = 365
 
 # No inline scripts or styles anywhere: all JS and CSS are files under /static.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -61,6 +70,50 @@ def _read_key(path: Path) -> bytes:
     if len(key) < 32:
         raise RuntimeError(f"{path}: secret key too short; delete the file to make a new one")
     return key
+
+
+def client_addr() -> str:
+    """The client's address: the one place that decides it (rate limits, session records,
+    trusted networks). Today the peer address, no proxy header trusted: gunicorn faces the LAN.
+    Behind nginx, this is where X-Forwarded-For from nginx alone is to be believed."""
+    return request.remote_addr or "unknown"
+
+
+def rate_limit_key(addr: str) -> str:
+    """Whom the per-address login limit counts: one address, IPv4-mapped IPv6 as IPv4, no zone.
+    Not a whole IPv6 /64: in a home that is every device (and every link-local address is in
+    fe80::/64), so one guest would lock out the family. Address rotation is held back by the
+    global cap instead (accounts.login_slowed_for)."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr[:64]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or b"", salt="homesec-device")
+
+
+def remember_device(resp: Response, fingerprint: str) -> None:
+    """After a successful login: mark this browser as one that knows the current password."""
+    resp.set_cookie(DEVICE_COOKIE, _device_serializer().dumps({"fp": fingerprint}),
+                    max_age=DEVICE_DAYS * 86400, httponly=True, samesite="Lax",
+                    secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+
+
+def known_device(fingerprint: str | None) -> bool:
+    """Whether the request carries a device cookie from a login with the current password."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw or fingerprint is None or len(raw) > 400:
+        return False
+    try:
+        data = _device_serializer().loads(raw, max_age=DEVICE_DAYS * 86400)
+    except BadSignature:
+        return False
+    return isinstance(data, dict) and data.get("fp") == fingerprint
 
 
 def csrf_token() -> str:

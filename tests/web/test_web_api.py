@@ -389,11 +389,12 @@ def test_mjpeg_stream_has_a_max_duration(cfg: Config) -> None:
     run.mkdir(parents=True)
     (run / LIVE_NAME).write_bytes(_jpeg())
     t0 = time.monotonic()
-    parts = [p for p in mjpeg(run, max_s=2.5) if p]
+    parts = [p for p in mjpeg(run, max_s=5) if p]
     took = time.monotonic() - t0
-    assert 2.5 <= took < 4.0
+    # It ends (the upper bound only has to tell "ends" from "runs on": a loaded machine is slow).
+    assert 5 <= took < 15
     # the first frame, then the same frame again every 2 s so a vanished client is noticed
-    assert len(parts) == 2
+    assert 2 <= len(parts) <= 3
 
 
 def test_mjpeg_stream_gives_up_without_frames(cfg: Config) -> None:
@@ -401,7 +402,7 @@ def test_mjpeg_stream_gives_up_without_frames(cfg: Config) -> None:
 
     t0 = time.monotonic()
     parts = [p for p in mjpeg(cfg.paths.runtime_dir, max_s=60, no_frame_s=0.5) if p]
-    assert parts == [] and time.monotonic() - t0 < 2
+    assert parts == [] and time.monotonic() - t0 < 10  # gives up long before max_s
 
 
 def test_mjpeg_never_streams_a_stopped_daemons_last_frame(cfg: Config) -> None:
@@ -415,4 +416,4 @@ def test_mjpeg_never_streams_a_stopped_daemons_last_frame(cfg: Config) -> None:
     os.utime(run / LIVE_NAME, (hour_ago, hour_ago))
     t0 = time.monotonic()
     parts = [p for p in mjpeg(run, max_s=60, no_frame_s=0.5) if p]
-    assert parts == [] and time.monotonic() - t0 < 2
+    assert parts == [] and time.monotonic() - t0 < 10  # gives up long before max_s

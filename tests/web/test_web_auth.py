@@ -142,8 +142,9 @@ def test_rate_limit_is_per_client(app, store: Store) -> None:  # type: ignore[no
     assert Browser(good).login().status_code == 302
 
 
-def test_rate_limit_counts_an_ipv6_prefix_not_single_addresses(app) -> None:  # type: ignore[no-untyped-def]
-    """A phone picks any address in its /64 at will: new addresses must not mean new guesses."""
+def test_rate_limit_counts_single_addresses_not_an_ipv6_prefix(app) -> None:  # type: ignore[no-untyped-def]
+    """In a home the whole IPv6 /64 (and fe80::/64) is every device: a guest guessing from one
+    address must not lock out the family's phones in the same prefix (issue 11, item 8)."""
     def login(addr: str, password: str) -> int:
         c = app.test_client()
         env = {"REMOTE_ADDR": addr}
@@ -151,10 +152,13 @@ def test_rate_limit_counts_an_ipv6_prefix_not_single_addresses(app) -> None:  # 
         return c.post("/login", data={"password": password, "csrf_token": token},
                       environ_base=env).status_code
 
-    for i in range(accounts.LOGIN_MAX_FAILURES):
-        assert login(f"2001:db8:1:2::{i + 1:x}", "wrong guess!") == 401
-    assert login("2001:db8:1:2:aaaa:bbbb:cccc:dddd", PASSWORD) == 429
-    assert login("2001:db8:1:3::1", PASSWORD) == 302  # another network is not blocked
+    for guest in ("2001:db8:1:2::66", "fe80::66"):
+        for _ in range(accounts.LOGIN_MAX_FAILURES):
+            assert login(guest, "wrong guess!") == 401
+        assert login(guest, PASSWORD) == 429
+    assert login("2001:db8:1:2:aaaa:bbbb:cccc:dddd", PASSWORD) == 302  # same /64, other device
+    assert login("fe80::1", PASSWORD) == 302  # link-local neighbour
+    assert login("fe80::66%eth0", PASSWORD) == 429  # the guest with a zone is the same address
     for _ in range(accounts.LOGIN_MAX_FAILURES):
         login("10.9.8.7", "wrong guess!")
     assert login("::ffff:10.9.8.7", PASSWORD) == 429  # the same IPv4 client via a '::' socket

@@ -30,6 +30,7 @@ pytestmark = [
 def test_phone_login_arm_countdown_event_disarm(system: System) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=15_000)  # Playwright's 5 s default is short on a loaded machine
     assert system.request("POST", "/disarm")[0] == 200
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
@@ -86,7 +87,7 @@ def test_phone_login_arm_countdown_event_disarm(system: System) -> None:
             page.click("text=Home")
             expect(label).to_have_text("ARMED")
             page.click("#disarm-button")
-            expect(label).to_have_text("DISARMED", timeout=5_000)
+            expect(label).to_have_text("DISARMED")
             expect(page.locator("#arm-button")).to_be_visible()
             assert system.request("GET", "/status")[1]["arm"]["state"] == "disarmed"
             page.screenshot(path=str(ARTIFACTS / "phone-6-disarmed.png"))
