@@ -45,7 +45,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """The capture daemon in the foreground."""
     from homesec.capture.daemon import Daemon
+    from homesec.system.hardening import make_undumpable
 
+    make_undumpable()  # the web service (same user) must not read the SMTP password from memory
     cfg = load_config(args.config)
     logging.getLogger("homesec").info("%s", summary(cfg))
     stop = threading.Event()
@@ -120,7 +122,13 @@ def cmd_web(args: argparse.Namespace) -> int:
         finally:
             store.close()
     conf = Path(__file__).with_name("web") / "gunicorn_conf.py"
-    argv = [sys.executable, "-m", "gunicorn", "--config", str(conf), "homesec.web:create_app()"]
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(conf)]
+    if args.behind_nginx:
+        from homesec.web.front import gunicorn_args
+
+        argv += [*gunicorn_args(cfg), "homesec.web:create_app(behind_proxy=True)"]
+    else:
+        argv.append("homesec.web:create_app()")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
@@ -262,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("web", help="serve the web UI and API with gunicorn")
     s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.add_argument("--behind-nginx", action="store_true",
+                   help="listen on a Unix socket for the nginx front deploy.sh installs (trusts its "
+                   "X-Forwarded-For, hands media to it); without it, web.bind:web.port")
     s.set_defaults(func=cmd_web)
 
     s = sub.add_parser("passwd", help="set the web password (asked, or one line on stdin)")
