@@ -15,6 +15,8 @@ from pathlib import Path
 from homesec import __version__
 from homesec.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, summary
 
+EXIT_CAMERA_HUNG = 75  # EX_TEMPFAIL: `homesec run` gave up on a camera driver that never let go
+
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
@@ -56,7 +58,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Daemon(cfg, stop=stop).run()
+    daemon = Daemon(cfg, stop=stop)
+    daemon.run()
+    if daemon.supervisor.hung:
+        # A camera whose close never returned: its thread (and picamera2's atexit close) would
+        # block a normal exit. Events are written (run() drained the recorder); leave at once,
+        # systemd (Restart=always) starts a fresh process that can open the camera again.
+        logging.getLogger("homesec").critical("camera hung: exiting for a restart")
+        logging.shutdown()
+        os._exit(EXIT_CAMERA_HUNG)
     return 0
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from homesec.camera.base import Camera, CameraError, EndOfStream, Frame
+from homesec.camera.base import Camera, CameraError, CameraHung, EndOfStream, Frame
 from homesec.config import CameraConfig
 
-__all__ = ["Camera", "CameraError", "EndOfStream", "Frame", "make_camera"]
+__all__ = ["Camera", "CameraError", "CameraHung", "EndOfStream", "Frame", "make_camera"]
 
 
 def make_camera(cfg: CameraConfig) -> Camera:
@@ -20,4 +20,5 @@ def make_camera(cfg: CameraConfig) -> Camera:
         return OpenCVCamera(cfg.device, cfg.fps, cfg.loop, cfg.realtime, cfg.width, cfg.height)
     from homesec.camera.picam import PicameraCamera
 
-    return PicameraCamera(cfg.width, cfg.height, cfg.lores_width, cfg.lores_height, cfg.fps)
+    return PicameraCamera(cfg.width, cfg.height, cfg.lores_width, cfg.lores_height, cfg.fps,
+                          frame_timeout_s=cfg.frame_timeout_s)
