@@ -79,7 +79,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if "%" not in args.video and not Path(args.video).is_file():
         raise CLIError(f"no such video file: {args.video}")
     try:
-        for obj in analyze(args.video, cfg, args.fps):
+        for obj in analyze(args.video, cfg, args.fps, args.decoder):
             print(format_line(obj, args.json), flush=True)
     except CameraError as exc:
         raise CLIError(f"cannot read {args.video}: {exc}") from None
@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=None,
                    help="timebase (default: the file's, else 25 for raw streams)")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--decoder", choices=["pyav", "opencv"], default=None,
+                   help="decode with PyAV (luma plane, default) or OpenCV (default: the config's "
+                   "camera.decoder)")
     s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("check-config", help="validate a config file")

@@ -38,7 +38,8 @@ class Daemon:
                  stop: threading.Event | None = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.stop = stop or threading.Event()
-        self.camera = camera if camera is not None else make_camera(cfg.camera)
+        self.camera = camera if camera is not None else make_camera(cfg.camera,
+                                                                    cfg.motion.detect_width)
         self.notifier = notifier or Notifier()
         self.detector = MotionDetector(cfg.motion, fps=cfg.camera.fps)
         self.frame_rate = FrameRateMeter()  # the detector follows the rate frames really come at
