@@ -132,7 +132,7 @@ install_packages() {
         # picamera2 and libcamera exist only as apt packages (Raspberry Pi's archive); they pull in
         # python3-numpy and python3-simplejpeg, compiled against that numpy. No recommends: on
         # Pi OS Lite they would drag in a desktop stack for the preview windows.
-        wanted+=(python3-picamera2)
+        wanted+=(python3-picamera2 python3-av python3-pil python3-piexif)  # what `import picamera2` needs
     else
         warn "not a Raspberry Pi: no Pi camera support; only camera.source = \"opencv\" (USB, RTSP/HTTP, files) or \"demo\" will work"
     fi
@@ -152,7 +152,7 @@ install_packages() {
         warn "python3-picamera2 is not available from your apt sources: the Pi camera will not work; use Raspberry Pi OS, or a USB/network camera (camera.source = \"opencv\")"
         local keep=()
         for p in "${missing[@]}"; do
-            [[ $p == python3-picamera2 ]] || keep+=("$p")
+            [[ $p =~ ^python3-(picamera2|av|pil|piexif)$ ]] || keep+=("$p")
         done
         missing=("${keep[@]}")
         [[ ${#missing[@]} -gt 0 ]] || return 0

@@ -92,11 +92,33 @@ class CameraConfig(Section):
     reconnect_max_s: float = Field(
         default=30.0, ge=0.1, le=3600.0, description="longest wait between reopen attempts"
     )
+    decoder: Literal["pyav", "opencv"] = Field(
+        default="pyav",
+        description="opencv source, files and network streams: decode with PyAV straight to the "
+        "luma plane, or with OpenCV (for a stream PyAV cannot open); USB cameras always use OpenCV",
+    )
+    frame_timeout_s: float = Field(
+        default=3.0, ge=0.5, le=20.0,
+        description="picamera2: no frame for this long (at least 4 frame times) means the camera "
+        "hung; it is closed and reopened (kept well under the unit's WatchdogSec=30)",
+    )
 
     @model_validator(mode="after")
     def _device_for_opencv(self) -> CameraConfig:
         if self.source == "opencv" and not self.device:
             raise ValueError("camera.source = 'opencv' needs camera.device")
+        return self
+
+    @model_validator(mode="after")
+    def _lores_fits_main(self) -> CameraConfig:
+        # picamera2 refuses a lores stream larger than main ("lores stream dimensions may not
+        # exceed main stream"): every open would fail, so say it here.
+        if self.source == "picamera2" and (
+                self.lores_width > self.width or self.lores_height > self.height):
+            raise ValueError(
+                f"camera.lores_width x lores_height ({self.lores_width}x{self.lores_height}) must "
+                f"not exceed camera.width x height ({self.width}x{self.height}): picamera2 "
+                "refuses a lores stream larger than the main stream")
         return self
 
 

@@ -107,7 +107,7 @@
     el.className = cam.ok ? "ok" : "bad";
     el.textContent = cam.ok ? "OK" : cam.lost_since ? `camera lost since ${fmtTime(cam.lost_since)}`
       : (cam.error || "not running");
-    $("cam-fps").textContent = `${cam.fps} fps`;
+    $("cam-fps").textContent = `${cam.fps} fps` + (cam.frames_lost ? `, ${cam.frames_lost} frames lost` : "");
     $("cam-last").textContent = fmtTime(cam.last_frame_ts);
     const db = st.database || {};
     $("db-state").className = db.ok === false ? "bad" : db.ok ? "ok" : "";

@@ -19,6 +19,7 @@ from typing import Any
 
 from homesec.camera import Camera, Frame, make_camera
 from homesec.capture.events import EventTracker
+from homesec.capture.frame_rate import FrameRateMeter
 from homesec.capture.live import LivePublisher
 from homesec.capture.motion import MotionDetector
 from homesec.capture.recorder import EventRecorder
@@ -39,9 +40,11 @@ class Daemon:
                  stop: threading.Event | None = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.stop = stop or threading.Event()
-        self.camera = camera if camera is not None else make_camera(cfg.camera)
+        self.camera = camera if camera is not None else make_camera(cfg.camera,
+                                                                    cfg.motion.detect_width)
         self.notifier = notifier or Notifier()
         self.detector = MotionDetector(cfg.motion, fps=cfg.camera.fps)
+        self.frame_rate = FrameRateMeter()  # the detector follows the rate frames really come at
         self.tracker = EventTracker(cfg.events)
         self.supervisor = CameraSupervisor(self.camera, self.stop, cfg.camera.reconnect_max_s,
                                            on_wait=lambda: self.write_status(force=True))
@@ -112,6 +115,8 @@ class Daemon:
             "camera": self.cfg.camera.name, "camera_ok": sup.lost_since is None and sup.is_open,
             "camera_lost_since": sup.lost_since, "camera_error": sup.last_error,
             "camera_reopens": sup.reopens,
+            "frames_lost": int(getattr(self.camera, "frames_lost", 0)),
+            "detector_fps": self.detector.fps,
             "event_in_progress": self.tracker.current is not None,
             "clips": self.clips.stats() if self.clips is not None else {"enabled": False},
             **self.recorder.health(),  # database writable? event records waiting?
@@ -142,6 +147,13 @@ class Daemon:
         """Everything done with one frame."""
         self.frames += 1
         self._frame_times.append(time.time())
+        self.frame_rate.add(frame.mono_s)
+        if self.frames % 32 == 0 and self.tracker.current is None:
+            fps = self.frame_rate.retune(self.detector.fps)
+            if fps is not None:
+                log.info("frames arrive at %.2f fps, not %.2f: detector retuned", fps,
+                         self.detector.fps)
+                self.detector = MotionDetector(self.cfg.motion, fps=fps)
         result = self.detector.update(frame.luma)
         upd = self.tracker.update(frame, result)
         if upd.started is not None:

@@ -54,8 +54,8 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     st = read_status(cfg.paths.runtime_dir, now=now)
     if st is None:
         return {"name": cfg.camera.name, "daemon": "not running", "ok": False, "fps": 0.0,
-                "last_frame_ts": None, "lost_since": None, "error": "no status from the daemon",
-                "updated_ts": None, "clips": None}
+                "frames_lost": 0, "last_frame_ts": None, "lost_since": None,
+                "error": "no status from the daemon", "updated_ts": None, "clips": None}
     stale = st["stale"]
     lost = st.get("camera_lost_since")
     return {
@@ -63,6 +63,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
         "daemon": "stale" if stale else "running",
         "ok": bool(st.get("camera_ok")) and not stale,
         "fps": 0.0 if stale else st.get("fps", 0.0),
+        "frames_lost": int(st.get("frames_lost") or 0),  # dropped by the camera: slow consumer
         "last_frame_ts": st.get("last_frame_ts"),
         "lost_since": lost,
         "error": st.get("camera_error") or ("no news from the daemon" if stale else None),
