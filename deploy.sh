@@ -15,6 +15,9 @@
 #                           root:homesec) and the optional SMTP password file smtp_password (0600)
 #   /var/lib/homesec/       database and snapshots (user homesec)
 #   /etc/systemd/system/    homesec-capture.service and homesec-web.service, enabled
+#   /etc/nginx/conf.d/homesec.conf  Debian's nginx in front of gunicorn on web.port (generated from
+#                           the config: timeouts, size limits, TLS, allowed networks; see
+#                           homesec/system/nginx.py); gunicorn itself listens on /run/homesec/web.sock
 #
 # Services are (re)started only when the code or a unit changed, and only after the config passed
 # `homesec check-config` with the new code. Without a running systemd (a chroot, an image being
@@ -34,6 +37,10 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly SVC_USER=homesec
 readonly UNITS=(homesec-capture.service homesec-web.service)
 readonly DEFAULT_PORT=8080
+readonly NGINX_SITE=/etc/nginx/conf.d/homesec.conf
+readonly NGINX_DROPIN=/etc/systemd/system/nginx.service.d/homesec.conf
+readonly NGINX_DEFAULT_SITE=/etc/nginx/sites-enabled/default
+readonly NGINX_USER=www-data
 # Debian's interpreter, not whatever python3 comes first on PATH: the venv must see the apt
 # packages (picamera2, libcamera) in its dist-packages.
 readonly PYTHON=/usr/bin/python3
@@ -118,13 +125,14 @@ pkg_installed() {
 
 install_packages() {
     # python3-venv brings ensurepip for the venv; ca-certificates lets SMTP verify TLS; systemd
-    # provides systemctl (always present on Raspberry Pi OS; absent in a bare container/chroot).
-    local wanted=(python3 python3-venv ca-certificates systemd)
+    # provides systemctl (always present on Raspberry Pi OS; absent in a bare container/chroot);
+    # nginx is the front that slow clients cannot stall (see install_front).
+    local wanted=(python3 python3-venv ca-certificates systemd nginx)
     if is_pi; then
         # picamera2 and libcamera exist only as apt packages (Raspberry Pi's archive); they pull in
         # python3-numpy and python3-simplejpeg, compiled against that numpy. No recommends: on
         # Pi OS Lite they would drag in a desktop stack for the preview windows.
-        wanted+=(python3-picamera2)
+        wanted+=(python3-picamera2 python3-av python3-pil python3-piexif)  # what `import picamera2` needs
     else
         warn "not a Raspberry Pi: no Pi camera support; only camera.source = \"opencv\" (USB, RTSP/HTTP, files) or \"demo\" will work"
     fi
@@ -144,7 +152,7 @@ install_packages() {
         warn "python3-picamera2 is not available from your apt sources: the Pi camera will not work; use Raspberry Pi OS, or a USB/network camera (camera.source = \"opencv\")"
         local keep=()
         for p in "${missing[@]}"; do
-            [[ $p == python3-picamera2 ]] || keep+=("$p")
+            [[ $p =~ ^python3-(picamera2|av|pil|piexif)$ ]] || keep+=("$p")
         done
         missing=("${keep[@]}")
         [[ ${#missing[@]} -gt 0 ]] || return 0
@@ -260,6 +268,26 @@ install_code() {
     if [[ $DRY_RUN == 0 ]]; then
         printf '%s\n' "$SUM" >"$STAMP"
     fi
+    print_versions
+}
+
+# Which versions pip (or apt) gave us: the lines to quote in a bug report.
+print_versions() {
+    [[ $DRY_RUN == 0 ]] || return 0
+    say "installed versions: $("$VENV/bin/python" -c '
+import importlib.metadata as md, sys
+names = ["homesec", "numpy", "opencv-python-headless", "av", "flask", "gunicorn", "pydantic",
+         "argon2-cffi"]
+out = ["python " + sys.version.split()[0]]
+for name in names:
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        continue
+    where = "apt" if "/dist-packages" in str(dist.locate_file("")) else "pip"
+    out.append(f"{name} {dist.version} ({where})")
+print(", ".join(out))
+')"
 }
 
 # Set the mode (as `stat -c %a` shows it, e.g. 640) and owner of PATH when they differ.
@@ -407,6 +435,65 @@ ask_web_password() {
     fi
 }
 
+# nginx in front of gunicorn (gunicorn's threaded workers read requests with no timeout, so a few
+# slow clients would stall arm/disarm). The site is generated from the config by the installed
+# code, checked with `nginx -t`, and nginx reloaded only when it changed. nginx's workers
+# (www-data) join group homesec: they connect to gunicorn's socket in /run/homesec and read media
+# files for X-Accel-Redirect (both group-readable; the database and secrets are owner-only).
+install_front() {
+    local site dropin changed=0
+    if ! id -nG "$NGINX_USER" 2>/dev/null | grep -qw "$SVC_USER"; then
+        run usermod -a -G "$SVC_USER" "$NGINX_USER"
+        changed=1
+    fi
+    if [[ $DRY_RUN == 1 ]]; then
+        printf 'would write %s and %s from %s\n' "$NGINX_SITE" "$NGINX_DROPIN" "$CONF"
+        return 0
+    fi
+    site=$("$VENV/bin/python" -m homesec.system.nginx "$CONF") \
+        || die "could not make the nginx site from $CONF"
+    dropin=$("$VENV/bin/python" -m homesec.system.nginx --systemd-dropin "$CONF") \
+        || die "could not make the nginx drop-in from $CONF"
+    # Debian's welcome page on port 80 is not part of an appliance.
+    if [[ -L $NGINX_DEFAULT_SITE && $(readlink "$NGINX_DEFAULT_SITE") == */sites-available/default ]]; then
+        say "disabling nginx's default site"
+        rm -f -- "$NGINX_DEFAULT_SITE"
+        changed=1
+    fi
+    local old_site=""
+    [[ -f $NGINX_SITE ]] && old_site=$(cat "$NGINX_SITE")
+    if printf '%s\n' "$site" | put_file "$NGINX_SITE" 644 root:root; then
+        changed=1
+    fi
+    if ! nginx -t -q 2>/tmp/homesec-nginx-t.$$; then
+        cat /tmp/homesec-nginx-t.$$ >&2
+        rm -f /tmp/homesec-nginx-t.$$
+        if [[ -n $old_site ]]; then
+            printf '%s\n' "$old_site" >"$NGINX_SITE"
+        else
+            rm -f -- "$NGINX_SITE"
+        fi
+        die "nginx does not accept the site made from $CONF (see above; web.tls_cert/tls_key?): kept the old one, services were not restarted"
+    fi
+    rm -f /tmp/homesec-nginx-t.$$
+    install -d -m 0755 "$(dirname "$NGINX_DROPIN")"
+    if printf '%s\n' "$dropin" | put_file "$NGINX_DROPIN" 644 root:root; then
+        changed=1
+        systemd_running && run systemctl daemon-reload
+    fi
+    if command -v systemctl >/dev/null && ! systemctl is-enabled --quiet nginx 2>/dev/null; then
+        run systemctl enable --quiet nginx
+    fi
+    if systemd_running; then
+        if [[ $changed == 1 ]] || ! systemctl is-active --quiet nginx; then
+            say "restarting nginx"
+            run systemctl restart nginx
+        fi
+    fi
+    [[ $changed == 0 ]] || CHANGED=1
+    return 0
+}
+
 install_units() {
     local unit units_changed=0
     for unit in "${UNITS[@]}"; do
@@ -502,6 +589,7 @@ do_install() {
     ask_web_password
     install_units
     start_units
+    install_front
     if [[ $CHANGED == 0 ]]; then
         say "nothing changed"
     fi
@@ -539,6 +627,14 @@ do_uninstall() {
     fi
     say "removing the services and $PREFIX"
     remove_units
+    if [[ -e $NGINX_SITE || -e $NGINX_DROPIN ]]; then
+        say "removing homesec's nginx site (nginx itself stays installed)"
+        run rm -f -- "$NGINX_SITE" "$NGINX_DROPIN"
+        if systemd_running; then
+            run systemctl daemon-reload
+            run systemctl reload-or-restart nginx 2>/dev/null || true
+        fi
+    fi
     run rm -rf -- "$PREFIX" "$WRAPPER"
     if [[ $MODE == purge ]]; then
         say "removing $CONF_DIR, $STATE_DIR and user $SVC_USER"

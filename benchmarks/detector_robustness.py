@@ -48,7 +48,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from homesec.camera.base import Frame
+from homesec.camera.base import EndOfStream, Frame
 from homesec.capture.events import EventTracker
 from homesec.capture.motion import MotionDetector
 from homesec.config import Config
@@ -168,8 +168,22 @@ VARIANTS = [
 ]
 
 
-def decode(path: Path) -> list[np.ndarray]:
-    """Every frame's luma, as `homesec analyze` gets it (OpenCV decode, BGR -> grey)."""
+def decode(path: Path, decoder: str = "pyav") -> list[np.ndarray]:
+    """Every frame's luma, as `homesec analyze` gets it (by default PyAV's Y plane; `opencv`:
+    OpenCV decode, BGR -> grey, as before)."""
+    if decoder == "pyav":
+        from homesec.camera.pyav_source import PyAVCamera
+
+        cam = PyAVCamera(str(path), fps=25.0)
+        cam.open()
+        frames = []
+        try:
+            while True:
+                frames.append(np.ascontiguousarray(cam.read().luma))
+        except EndOfStream:
+            pass
+        cam.close()
+        return frames
     cap = cv2.VideoCapture(str(path))
     frames = []
     while True:
@@ -229,6 +243,8 @@ def main() -> None:
     ap.add_argument("--save", type=Path, help="write the results as JSON")
     ap.add_argument("--baseline", type=Path, help="a --save file to compare with")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each variant's events")
+    ap.add_argument("--decoder", choices=["pyav", "opencv"], default="pyav",
+                    help="how the clips are decoded (homesec analyze's default: pyav)")
     a = ap.parse_args()
     if not a.labels.is_file() or not SCORER.is_file():
         sys.exit(f"labels or scorer missing: {a.labels}, {SCORER}")
@@ -247,7 +263,7 @@ def main() -> None:
     print("-" * len(head))
     results: dict[str, Any] = {}
     tot = {"ok": 0, "n": 0, "fa": 0, "miss": 0, "cpu_ms": [], "lat": []}
-    decoded = {c["id"]: decode(a.labels.parent / c["file"]) for c in clips}
+    decoded = {c["id"]: decode(a.labels.parent / c["file"], a.decoder) for c in clips}
     for v in variants:
         row = f"{v.name:10}"
         r_ok = r_fa = r_miss = 0

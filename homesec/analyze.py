@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from homesec.camera import video_camera
 from homesec.camera.base import EndOfStream
-from homesec.camera.opencv_source import OpenCVCamera
 from homesec.capture.events import Event, EventTracker
 from homesec.capture.motion import MotionDetector
 from homesec.config import Config
@@ -46,10 +46,11 @@ def event_json(ev: Event, fps: float) -> dict[str, Any]:
             "boxes": [list(b) for b in ev.boxes]}
 
 
-def analyze(video: str, cfg: Config, fps: float | None = None
+def analyze(video: str, cfg: Config, fps: float | None = None, decoder: str | None = None
             ) -> Iterator[dict[str, Any]]:
     """Yield an event object as each event ends, then the summary object."""
-    cam = OpenCVCamera(video, fps=fps or 0.0, loop=False, realtime=False)
+    cam = video_camera(video, fps or 0.0, decoder or cfg.camera.decoder,
+                       detect_width=cfg.motion.detect_width)
     cam.open()
     if cam.fps <= 0:
         cam.fps = DEFAULT_FPS

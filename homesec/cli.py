@@ -15,6 +15,8 @@ from pathlib import Path
 from homesec import __version__
 from homesec.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, summary
 
+EXIT_CAMERA_HUNG = 75  # EX_TEMPFAIL: `homesec run` gave up on a camera driver that never let go
+
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
@@ -45,7 +47,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """The capture daemon in the foreground."""
     from homesec.capture.daemon import Daemon
+    from homesec.system.hardening import make_undumpable
 
+    make_undumpable()  # the web service (same user) must not read the SMTP password from memory
     cfg = load_config(args.config)
     logging.getLogger("homesec").info("%s", summary(cfg))
     stop = threading.Event()
@@ -56,7 +60,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Daemon(cfg, stop=stop).run()
+    daemon = Daemon(cfg, stop=stop)
+    daemon.run()
+    if daemon.supervisor.hung:
+        # A camera whose close never returned: its thread (and picamera2's atexit close) would
+        # block a normal exit. Events are written (run() drained the recorder); leave at once,
+        # systemd (Restart=always) starts a fresh process that can open the camera again.
+        logging.getLogger("homesec").critical("camera hung: exiting for a restart")
+        logging.shutdown()
+        os._exit(EXIT_CAMERA_HUNG)
     return 0
 
 
@@ -69,7 +81,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if "%" not in args.video and not Path(args.video).is_file():
         raise CLIError(f"no such video file: {args.video}")
     try:
-        for obj in analyze(args.video, cfg, args.fps):
+        for obj in analyze(args.video, cfg, args.fps, args.decoder):
             print(format_line(obj, args.json), flush=True)
     except CameraError as exc:
         raise CLIError(f"cannot read {args.video}: {exc}") from None
@@ -120,7 +132,13 @@ def cmd_web(args: argparse.Namespace) -> int:
         finally:
             store.close()
     conf = Path(__file__).with_name("web") / "gunicorn_conf.py"
-    argv = [sys.executable, "-m", "gunicorn", "--config", str(conf), "homesec.web:create_app()"]
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(conf)]
+    if args.behind_nginx:
+        from homesec.web.front import gunicorn_args
+
+        argv += [*gunicorn_args(cfg), "homesec.web:create_app(behind_proxy=True)"]
+    else:
+        argv.append("homesec.web:create_app()")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
@@ -274,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=None,
                    help="timebase (default: the file's, else 25 for raw streams)")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--decoder", choices=["pyav", "opencv"], default=None,
+                   help="decode with PyAV (luma plane, default) or OpenCV (default: the config's "
+                   "camera.decoder)")
     s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("check-config", help="validate a config file")
@@ -285,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("web", help="serve the web UI and API with gunicorn")
     s.add_argument("--config", help=f"config file (default $HOMESEC_CONFIG or {DEFAULT_CONFIG_PATH})")
+    s.add_argument("--behind-nginx", action="store_true",
+                   help="listen on a Unix socket for the nginx front deploy.sh installs (trusts its "
+                   "X-Forwarded-For, hands media to it); without it, web.bind:web.port")
     s.set_defaults(func=cmd_web)
 
     s = sub.add_parser("passwd", help="set the web password (asked, or one line on stdin)")

@@ -18,6 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_STATE_DIR = "/var/lib/homesec"
 DEFAULT_RUNTIME_DIR = "/run/homesec"
 DEFAULT_CONFIG_PATH = "/etc/homesec/config.toml"
+# Who may reach the web UI by default: this machine, the private (RFC 1918, IPv6 ULA) and
+# link-local ranges of a home network, and 100.64.0.0/10 (carrier-grade NAT space, which Tailscale
+# uses for its VPN addresses). Never the internet.
+DEFAULT_ALLOW_NETWORKS = (
+    "127.0.0.0/8", "::1/128",
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+    "169.254.0.0/16", "fe80::/10",
+    "100.64.0.0/10",
+)
 
 
 class ConfigError(Exception):
@@ -83,11 +92,33 @@ class CameraConfig(Section):
     reconnect_max_s: float = Field(
         default=30.0, ge=0.1, le=3600.0, description="longest wait between reopen attempts"
     )
+    decoder: Literal["pyav", "opencv"] = Field(
+        default="pyav",
+        description="opencv source, files and network streams: decode with PyAV straight to the "
+        "luma plane, or with OpenCV (for a stream PyAV cannot open); USB cameras always use OpenCV",
+    )
+    frame_timeout_s: float = Field(
+        default=3.0, ge=0.5, le=20.0,
+        description="picamera2: no frame for this long (at least 4 frame times) means the camera "
+        "hung; it is closed and reopened (kept well under the unit's WatchdogSec=30)",
+    )
 
     @model_validator(mode="after")
     def _device_for_opencv(self) -> CameraConfig:
         if self.source == "opencv" and not self.device:
             raise ValueError("camera.source = 'opencv' needs camera.device")
+        return self
+
+    @model_validator(mode="after")
+    def _lores_fits_main(self) -> CameraConfig:
+        # picamera2 refuses a lores stream larger than main ("lores stream dimensions may not
+        # exceed main stream"): every open would fail, so say it here.
+        if self.source == "picamera2" and (
+                self.lores_width > self.width or self.lores_height > self.height):
+            raise ValueError(
+                f"camera.lores_width x lores_height ({self.lores_width}x{self.lores_height}) must "
+                f"not exceed camera.width x height ({self.width}x{self.height}): picamera2 "
+                "refuses a lores stream larger than the main stream")
         return self
 
 
@@ -352,7 +383,9 @@ class MailConfig(Section):
 class WebConfig(Section):
     """The web UI and JSON API."""
 
-    bind: str = Field(default="0.0.0.0", description="address gunicorn listens on")
+    bind: str = Field(
+        default="0.0.0.0", description="address the web UI listens on (nginx on the Pi, else gunicorn)"
+    )
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port")
     base_url: str = Field(
         default="http://homesec.local:8080", description="used for links in alert emails"
@@ -373,8 +406,21 @@ class WebConfig(Section):
         default=900.0, ge=10.0, le=86400.0,
         description="a live MJPEG stream ends after this long (the page reconnects if still open)",
     )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="HTTPS (nginx on the Pi): certificate chain file (PEM), e.g. from `tailscale "
+        "cert` or a local CA; with tls_key, plain HTTP on web.port is redirected to HTTPS",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="HTTPS: the certificate's private key file (PEM), root-only"
+    )
+    allow_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOW_NETWORKS), min_length=1,
+        description="CIDRs that may reach the web UI at all (nginx and systemd's IPAddressAllow=); "
+        "default: loopback, private, link-local and CGNAT/Tailscale ranges",
+    )
 
-    @field_validator("trust_networks")
+    @field_validator("trust_networks", "allow_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for net in value:
@@ -383,6 +429,16 @@ class WebConfig(Section):
             except ValueError:
                 raise ValueError(f"not a network in CIDR notation: {net!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("web.tls_cert and web.tls_key go together: set both or neither")
+        for name in ("tls_cert", "tls_key"):
+            value = getattr(self, name)
+            if value is not None and not value.is_absolute():
+                raise ValueError(f"web.{name} must be an absolute path (got {str(value)!r})")
+        return self
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # site and unit names: MQTT topic levels, HA unique ids

@@ -125,8 +125,11 @@
     const ns = st.next_schedule;
     $("schedule-line").hidden = !ns;
     if (ns) $("schedule-line").textContent = `next: ${ns.action} at ${fmtTime(ns.ts)}`;
-    $("cam-fps").textContent = `${cam.fps} fps`;
+    $("cam-fps").textContent = `${cam.fps} fps` + (cam.frames_lost ? `, ${cam.frames_lost} frames lost` : "");
     $("cam-last").textContent = fmtTime(cam.last_frame_ts);
+    const db = st.database || {};
+    $("db-state").className = db.ok === false ? "bad" : db.ok ? "ok" : "";
+    $("db-state").textContent = db.ok === false ? `database not writable since ${fmtTime(db.unwritable_since)} (${db.waiting} event records waiting)` : db.ok ? "OK" : "unknown";
     const d = st.disk;
     $("disk").textContent = d.used_pct == null ? "unknown"
       : `${d.used_pct} % used, ${(d.free_bytes / 1e9).toFixed(1)} GB free`;

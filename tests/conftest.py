@@ -84,3 +84,11 @@ def run_homesec(*args: str, timeout: float = 120.0, **kw: Any) -> subprocess.Com
     env = {**os.environ, **kw.pop("env", {})}
     return subprocess.run(homesec_cmd(*args), capture_output=True, text=True, timeout=timeout,
                           env=env, **kw)
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The picamera2 fake (tests/fakes/picamera2), freshly imported; knobs reset after."""
+    from tests.picamera_support import fresh_fake_picamera2
+
+    yield from fresh_fake_picamera2(monkeypatch)

@@ -267,6 +267,16 @@ def test_deploy_on_fresh_debian(debian_root: Path) -> None:
         assert installed.read_text() == (REPO / "systemd" / unit).read_text()
         link = root / "etc/systemd/system/multi-user.target.wants" / unit
         assert link.is_symlink(), f"{unit} not enabled"
+    # nginx in front of gunicorn: the site made from the config passes `nginx -t`, listens on
+    # web.port, and nginx's workers may reach gunicorn's socket and the media (group homesec).
+    site = (root / "etc/nginx/conf.d/homesec.conf").read_text()
+    assert "listen 0.0.0.0:8080;" in site and "unix:/run/homesec/web.sock" in site
+    res = in_root(root, "nginx", "-t")
+    assert "test is successful" in res.stderr, res.stderr
+    assert "homesec" in in_root(root, "id", "-nG", "www-data").stdout.split()
+    assert not (root / "etc/nginx/sites-enabled/default").exists()
+    assert "IPAddressAllow=" in (root / "etc/systemd/system/nginx.service.d/homesec.conf").read_text()
+    assert "installed versions:" in out and "numpy 1.24" in out and "(apt)" in out, out
     # systemd (installed by deploy.sh) accepts the units with the real ExecStart binary.
     res = in_root(root, "systemd-analyze", "verify", "/etc/systemd/system/homesec-capture.service",
                   "/etc/systemd/system/homesec-web.service", check=False)
@@ -300,7 +310,8 @@ def test_deploy_on_fresh_debian(debian_root: Path) -> None:
     run_web(root)
 
     # A second run changes nothing and restarts nothing.
-    watched = ("/opt/homesec", "/etc/homesec", "/etc/systemd/system", "/usr/local/bin/homesec")
+    watched = ("/opt/homesec", "/etc/homesec", "/etc/systemd/system", "/usr/local/bin/homesec",
+               "/etc/nginx")
     before = snapshot(root, *watched)
     t0 = time.monotonic()
     res = in_root(root, f"{SRC}/deploy.sh")
@@ -541,11 +552,25 @@ def boot_with_systemd(root: Path) -> bool:
         web = "homesec-web.service"
         wait_for(lambda: container.prop(web, "ActiveState") == "active", 60, what="web active",
                  interval=0.5)
-        probe = ("import urllib.request; print(urllib.request.urlopen("
-                 "'http://127.0.0.1:8080/login', timeout=5).status)")
-        wait_for(lambda: container.run("/opt/homesec/venv/bin/python", "-c", probe,
-                                       check=False).stdout.strip() == "200",
-                 60, what="the login page from homesec-web under systemd", interval=0.5)
+        # ... through nginx on web.port (gunicorn listens on its Unix socket only).
+        probe = ("import urllib.request; r = urllib.request.urlopen("
+                 "'http://127.0.0.1:8080/login', timeout=5); print(r.status, r.headers['Server'])")
+        try:
+            wait_for(lambda: container.run("/opt/homesec/venv/bin/python", "-c", probe,
+                                           check=False).stdout.strip() == "200 nginx",
+                     60, what="the login page from homesec-web behind nginx under systemd",
+                     interval=0.5)
+        except AssertionError as exc:
+            why = container.run("journalctl", "--no-pager", "-n", "60", "-u", "nginx", "-u", web,
+                                check=False).stdout
+            raise AssertionError(f"{exc}\n{why}") from None
+        assert container.run("test", "-S", "/run/homesec/web.sock", check=False).returncode == 0
+        # The web service cannot read the capture service's SMTP credential (same user).
+        web_pid = container.prop(web, "MainPID")
+        uid = passwd_entry(root, "homesec")[2]
+        peek = container.run("nsenter", "-t", web_pid, "-m", "-S", uid, "-G", uid, "cat", cred,
+                             check=False)
+        assert peek.returncode != 0 and "app-password" not in peek.stdout, peek
         # ... and it stays up while the capture daemon is stopped (Wants=, not Requires=).
         container.run("systemctl", "stop", unit)
         assert container.prop(web, "ActiveState") == "active"

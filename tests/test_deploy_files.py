@@ -104,7 +104,8 @@ def test_capture_unit_is_notify_with_watchdog_and_rate_limited_restart() -> None
 
 def test_web_unit_follows_capture_without_dying_with_it() -> None:
     s = unit_settings("homesec-web.service")
-    assert s["Service.ExecStart"] == [f"{INSTALLED_HOMESEC} web --config /etc/homesec/config.toml"]
+    assert s["Service.ExecStart"] == [
+        f"{INSTALLED_HOMESEC} web --config /etc/homesec/config.toml --behind-nginx"]
     assert "homesec-capture.service" in s["Unit.After"][0]
     assert s["Unit.Wants"] == ["homesec-capture.service"]
     assert "Unit.Requires" not in s and "Unit.BindsTo" not in s and "Unit.PartOf" not in s
@@ -135,3 +136,26 @@ def test_units_parse_as_ini() -> None:
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read_string((REPO / "systemd" / name).read_text())
         assert parser.sections() == ["Unit", "Service", "Install"], name
+
+
+def test_web_unit_cannot_read_the_capture_credentials_and_serves_no_ip() -> None:
+    """Same user as capture (shared database), so its credential directory is hidden from the web
+    unit; the web unit talks IP to loopback only (nginx in front enforces web.allow_networks)."""
+    s = unit_settings("homesec-web.service")
+    assert s["Service.InaccessiblePaths"] == ["/run/credentials"]
+    assert s["Service.ExecStartPre"] == ["+/bin/mkdir -p -m 0755 /run/credentials"]
+    assert s["Service.IPAddressDeny"] == ["any"] and s["Service.IPAddressAllow"] == ["localhost"]
+    capture = unit_settings("homesec-capture.service")
+    assert capture["Service.LoadCredential"] and "Service.LoadCredential" not in s
+
+
+def test_nginx_dropin_allows_only_the_configured_networks() -> None:
+    from homesec.config import parse
+    from homesec.system.nginx import ip_allow_dropin
+
+    text = ip_allow_dropin(parse({"web": {"allow_networks": ["192.168.7.0/24", "fd00::/8"]}}))
+    assert "IPAddressDeny=any\nIPAddressAllow=192.168.7.0/24 fd00::/8\n" in text
+    default = ip_allow_dropin(parse({}))
+    for net in ("192.168.0.0/16", "10.0.0.0/8", "fe80::/10", "169.254.0.0/16", "127.0.0.0/8"):
+        assert net in default
+    assert "0.0.0.0/0" not in default and "::/0" not in default

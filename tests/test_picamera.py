@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,21 +14,6 @@ from homesec.camera.picam import PicameraCamera
 from homesec.capture.daemon import Daemon
 from homesec.capture.status import read_status
 from tests.conftest import wait_for
-
-FAKES = str(Path(__file__).parent / "fakes")
-
-
-@pytest.fixture
-def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> Iterator[type]:
-    monkeypatch.syspath_prepend(FAKES)
-    sys.modules.pop("picamera2", None)
-    import picamera2
-
-    picamera2.Picamera2.instances.clear()
-    picamera2.Picamera2.fail_after = None
-    yield picamera2.Picamera2
-    picamera2.Picamera2.fail_after = None
-    sys.modules.pop("picamera2", None)
 
 
 def test_lores_y_plane_feeds_detection_and_main_is_lazy(fake_picamera2: type) -> None:
@@ -64,7 +47,7 @@ def test_missing_picamera2_is_a_clear_camera_error(monkeypatch: pytest.MonkeyPat
 def test_daemon_on_picamera2_records_events_and_recovers(fake_picamera2: type, make_config
                                                          ) -> None:
     cfg = make_config(camera={"source": "picamera2", "fps": 30, "width": 640, "height": 480,
-                              "reconnect_max_s": 0.5})
+                              "reconnect_max_s": 0.5, "frame_timeout_s": 1.0})
     fake_picamera2.fail_after = 240  # the camera times out after 8 s (someone crosses at 5 s)
     stop = threading.Event()
     daemon = Daemon(cfg, camera=make_camera(cfg.camera), stop=stop)

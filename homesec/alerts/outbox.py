@@ -97,10 +97,16 @@ def form_batch(store: Store, now: float | None = None,
 
 def mark_sent(store: Store, batch: Batch, now: float | None = None, note: str | None = None) -> None:
     """The server accepted the message: every row of the batch is sent (`note`: partial refusals)."""
+    mark_sent_batch(store, batch.id, now, note)
+
+
+def mark_sent_batch(store: Store, batch_id: int, now: float | None = None,
+                    note: str | None = None) -> None:
+    """`mark_sent` by batch id (what the mailer remembers of a delivered batch)."""
     now = time.time() if now is None else now
     with store.transaction() as c:
         c.execute("UPDATE outbox SET status = 'sent', sent_ts = ?, attempts = attempts + 1, "
-                  "last_error = ? WHERE batch = ? AND status = 'pending'", (now, note, batch.id))
+                  "last_error = ? WHERE batch = ? AND status = 'pending'", (now, note, batch_id))
 
 
 def mark_retry(store: Store, batch: Batch, error: str, next_ts: float) -> None:

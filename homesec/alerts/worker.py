@@ -8,6 +8,12 @@ email as a digest; the first alert after a quiet spell goes out at once. A messa
 only after the server accepted it. Temporary failures back off exponentially (capped);
 permanent ones (wrong password, refused recipient) stay in the table with their error and are
 retried when the worker starts again or the password changes.
+
+Why a delivered batch is remembered in memory: the server may accept the message while the
+database is locked (or read-only), so that the "sent" mark cannot be written. The worker then
+retries only that mark, never the delivery: at most one delivery per batch while the process
+lives. (After a restart before the mark was written, the batch goes out once more, with the same
+Message-ID, so mail clients that thread by it show it once.)
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from homesec.alerts.compose import AlertItem, alarm_line, compose_alert, compose
 from homesec.alerts.smtp import MailError, deliver, where
 from homesec.config import Config
 from homesec.storage.store import Store
+from homesec.storage.writable import unwritable_reason
 from homesec.system.credentials import Secret, redact, smtp_password
 
 log = logging.getLogger("homesec.alerts.worker")
@@ -55,6 +62,12 @@ class OutboxWorker(threading.Thread):
         # does not lock the account. New alerts wait as 'pending' meanwhile.
         self.blocked: str | None = None
         self.sent_messages = 0
+        # Batches the server accepted whose "sent" mark is not written yet (batch id -> (when,
+        # note)), and every batch delivered by this process: never delivered twice.
+        self._unmarked: dict[int, tuple[float, str | None]] = {}
+        self._delivered: set[int] = set()
+        self._requeued = False  # failed alerts of an earlier run are retried once, at start
+        self._unwritable: str | None = None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop after the current step. An SMTP exchange in progress is abandoned (daemon thread):
@@ -77,9 +90,6 @@ class OutboxWorker(threading.Thread):
                     self._stop_now.wait(5.0)
             if store is None:
                 return
-            n = outbox.requeue_failed(store)
-            if n:
-                log.warning("retrying %d alert(s) that failed before this start", n)
             log.info("mailer sending alerts to %d recipient(s) via %s",
                      len(self.cfg.mail.recipients), where(self.cfg.mail))
             while not self._stopping():
@@ -93,7 +103,8 @@ class OutboxWorker(threading.Thread):
                     self._stop_now.wait(5.0)
                 self._stop_now.wait(POLL_S)
         finally:
-            if store is not None:
+            # (Not while the files refuse writes: even a close touches SQLite's -shm mapping.)
+            if store is not None and unwritable_reason(self.cfg.paths.db_path) is None:
                 store.close()
 
     def _check_password(self, store: Store, secret: Secret) -> None:
@@ -109,6 +120,19 @@ class OutboxWorker(threading.Thread):
     def step(self, store: Store, now: float | None = None) -> bool:
         """Send what is due now; True if an email was attempted."""
         now = time.time() if now is None else now
+        reason = unwritable_reason(self.cfg.paths.db_path)
+        if reason is not None:  # keep away from SQLite meanwhile (see storage/writable.py)
+            if reason != self._unwritable:
+                log.error("mailer waits: the database cannot be written: %s", reason)
+            self._unwritable = reason
+            return False
+        self._unwritable = None
+        if not self._requeued:
+            n = outbox.requeue_failed(store)
+            self._requeued = True
+            if n:
+                log.warning("retrying %d alert(s) that failed before this start", n)
+        self._write_marks(store)  # raises while the database refuses: nothing else is sent
         secret = smtp_password()
         self._check_password(store, secret)
         if self.blocked is not None:
@@ -125,6 +149,10 @@ class OutboxWorker(threading.Thread):
             batch = outbox.form_batch(store, now)
             if batch is None:
                 return False
+        elif batch.id in self._delivered:  # (its mark was written, yet it reads as pending)
+            self._unmarked[batch.id] = (now, None)
+            self._write_marks(store)
+            return False
         elif now < batch.next_attempt_ts <= now + self.cfg.mail.retry_max_s:
             return False  # (a retry further away than the cap means the clock stepped back)
         self._attempt(store, batch, secret, now)
@@ -165,10 +193,24 @@ class OutboxWorker(threading.Thread):
         if refused:
             note = "refused by the server for: " + "; ".join(f"{a} ({r})" for a, r in refused.items())
             log.warning("alert for events %s: %s", batch.event_ids, note)
-        outbox.mark_sent(store, batch, now + (time.monotonic() - t0), note=note)
+        self._delivered.add(batch.id)
+        self._unmarked[batch.id] = (now + (time.monotonic() - t0), note)
         self.sent_messages += 1
         log.info("alert email sent for event(s) %s in %.2f s (%s)",
                  ",".join(map(str, batch.event_ids)), time.monotonic() - t0, batch.message_id)
+        self._write_marks(store)
+
+    def _write_marks(self, store: Store) -> None:
+        """Mark delivered batches sent; a database error propagates (retried by `run`), and the
+        batches stay remembered so that only the mark is retried, never the delivery."""
+        for batch_id, (sent_ts, note) in list(self._unmarked.items()):
+            try:
+                outbox.mark_sent_batch(store, batch_id, sent_ts, note=note)
+            except sqlite3.Error as exc:
+                log.warning("alert of batch %d delivered, but the database does not take its "
+                            "'sent' mark yet (%s): retrying the mark only", batch_id, exc)
+                raise
+            del self._unmarked[batch_id]
 
     def _failed(self, store: Store, batch: outbox.Batch, exc: MailError, now: float) -> None:
         if exc.permanent:

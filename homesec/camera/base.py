@@ -19,6 +19,12 @@ class CameraError(Exception):
     """The camera could not be opened or stopped delivering frames."""
 
 
+class CameraHung(Exception):
+    """The camera could not even be closed (a driver call that never returns): only a new process
+    can take it again, so the daemon exits and systemd restarts it. Not a CameraError on purpose:
+    a handler that retries a lost camera must not swallow it."""
+
+
 class EndOfStream(Exception):
     """A finite source (a video file without looping) has no more frames."""
 

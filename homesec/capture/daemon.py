@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from homesec.alarm.runner import AlarmThread
 from homesec.alarm.running import ArmedWatch
 from homesec.camera import Camera, Frame, make_camera
 from homesec.capture.events import EventTracker
+from homesec.capture.frame_rate import FrameRateMeter
 from homesec.capture.live import LivePublisher
 from homesec.capture.motion import MotionDetector
 from homesec.capture.recorder import EventRecorder
@@ -41,9 +43,11 @@ class Daemon:
                  stop: threading.Event | None = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.stop = stop or threading.Event()
-        self.camera = camera if camera is not None else make_camera(cfg.camera)
+        self.camera = camera if camera is not None else make_camera(cfg.camera,
+                                                                    cfg.motion.detect_width)
         self.notifier = notifier or Notifier()
         self.detector = MotionDetector(cfg.motion, fps=cfg.camera.fps)
+        self.frame_rate = FrameRateMeter()  # the detector follows the rate frames really come at
         self.tracker = EventTracker(cfg.events)
         self.supervisor = CameraSupervisor(self.camera, self.stop, cfg.camera.reconnect_max_s,
                                            on_wait=lambda: self.write_status(force=True))
@@ -76,14 +80,13 @@ class Daemon:
             d.mkdir(parents=True, exist_ok=True)
 
     def init_store(self) -> None:
-        """Migrate the database and close events a crash left open."""
-        store = Store(self.cfg.paths.db_path)
+        """Migrate the database. (The recorder closes events a crash left open, after replaying
+        its journal, which may hold their ends.) A database that cannot be opened now does not
+        stop the camera: the recorder keeps the events until it can."""
         try:
-            n = store.close_interrupted()
-            if n:
-                log.warning("closed %d event(s) left open by an earlier crash", n)
-        finally:
-            store.close()
+            Store(self.cfg.paths.db_path).close()
+        except sqlite3.Error as exc:
+            log.error("database not usable at start-up (%s); capturing anyway", exc)
 
     def start_workers(self) -> None:
         """Start the recorder and any other background workers."""
@@ -120,8 +123,11 @@ class Daemon:
             "camera": self.cfg.camera.name, "camera_ok": sup.lost_since is None and sup.is_open,
             "camera_lost_since": sup.lost_since, "camera_error": sup.last_error,
             "camera_reopens": sup.reopens,
+            "frames_lost": int(getattr(self.camera, "frames_lost", 0)),
+            "detector_fps": self.detector.fps,
             "event_in_progress": self.tracker.current is not None,
             "clips": self.clips.stats() if self.clips is not None else {"enabled": False},
+            **self.recorder.health(),  # database writable? event records waiting?
             "alarm": self.alarm.view.state if self.alarm.view is not None else None,
             "camera_covered": self.cover.covered,
         }
@@ -151,6 +157,13 @@ class Daemon:
         """Everything done with one frame."""
         self.frames += 1
         self._frame_times.append(time.time())
+        self.frame_rate.add(frame.mono_s)
+        if self.frames % 32 == 0 and self.tracker.current is None:
+            fps = self.frame_rate.retune(self.detector.fps)
+            if fps is not None:
+                log.info("frames arrive at %.2f fps, not %.2f: detector retuned", fps,
+                         self.detector.fps)
+                self.detector = MotionDetector(self.cfg.motion, fps=fps)
         result = self.detector.update(frame.luma)
         upd = self.tracker.update(frame, result)
         if upd.started is not None:

@@ -1,5 +1,10 @@
 """The camera supervisor: USB cameras get unplugged, RTSP streams drop, libcamera hiccups; the
 daemon must come back by itself, reporting "camera lost since T" meanwhile.
+
+One failure no reopen can fix: a camera whose close never finishes (a driver call that does not
+return; the source raises CameraHung). Then the supervisor stops reading and sets `hung`; the
+daemon shuts down (events written) and the process exits so systemd starts a fresh one, instead
+of hanging until the watchdog kills it.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from homesec.camera import Camera, CameraError, EndOfStream, Frame
+from homesec.camera import Camera, CameraError, CameraHung, EndOfStream, Frame
 
 log = logging.getLogger("homesec.capture.supervisor")
 
@@ -29,6 +34,7 @@ class CameraSupervisor:
         self.last_error: str | None = None
         self.reopens = 0
         self.ended = False
+        self.hung = False
 
     def _lost(self, err: str) -> None:
         if self.lost_since is None:
@@ -38,8 +44,18 @@ class CameraSupervisor:
         self.is_open = False
         try:
             self.camera.close()
+        except CameraHung as exc:
+            self._hung(exc)
         except Exception as exc:  # a broken device may fail to close too; we reopen anyway
             log.debug("closing the failed camera: %s", exc)
+
+    def _hung(self, exc: CameraHung) -> None:
+        log.critical("camera hung: %s", exc)
+        if self.lost_since is None:
+            self.lost_since = time.time()
+        self.last_error = f"camera hung, restarting the process: {exc}"
+        self.hung = True
+        self.is_open = False
 
     def _wait(self, seconds: float) -> None:
         if self.on_wait is not None:
@@ -49,13 +65,18 @@ class CameraSupervisor:
     def read(self) -> Frame | None:
         """The next frame, reopening as long as needed."""
         backoff = 0.5
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.hung:
             if not self.is_open:
                 try:
                     self.camera.open()
                     self.is_open = True
+                except CameraHung as exc:  # a failed start whose close did not finish
+                    self._hung(exc)
+                    break
                 except CameraError as exc:
                     self._lost(str(exc))
+                    if self.hung:
+                        break
                     self._wait(backoff)
                     backoff = min(backoff * 2, self.max_backoff_s)
                     continue
@@ -66,6 +87,8 @@ class CameraSupervisor:
                 return None
             except CameraError as exc:
                 self._lost(str(exc))
+                if self.hung:
+                    break
                 self._wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
@@ -78,7 +101,10 @@ class CameraSupervisor:
         return None
 
     def close(self) -> None:
-        """Release the camera."""
+        """Release the camera (sets `hung` when even that cannot finish)."""
         if self.is_open:
             self.is_open = False
-            self.camera.close()
+            try:
+                self.camera.close()
+            except CameraHung as exc:
+                self._hung(exc)

@@ -38,8 +38,9 @@ def _asset_dir(name: str) -> Path:
     return here.parent.parent / name
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the app for `config` (None: read the config file the CLI would use)."""
+def create_app(config: Config | None = None, behind_proxy: bool = False) -> Flask:
+    """Build the app for `config` (None: read the config file the CLI would use). behind_proxy:
+    served by the nginx front deploy.sh installs (see homesec.web.front)."""
     if config is None:
         from homesec.cli import load_config
 
@@ -78,6 +79,10 @@ def create_app(config: Config | None = None) -> Flask:
     from homesec.web.converters import AsciiIntConverter
 
     app.url_map.converters["int"] = AsciiIntConverter  # before any route is added
+    if behind_proxy:
+        from homesec.web import front
+
+        front.init_app(app, config)
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)

@@ -12,7 +12,9 @@ token with one indexed lookup; only the hash is stored, the token is shown once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -20,6 +22,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from homesec.storage.store import Store, row_id_ok
+
+log = logging.getLogger("homesec.web.accounts")
 
 OWNER = "owner"
 MIN_PASSWORD_LEN = 8
@@ -172,8 +176,11 @@ def check_token(store: Store, secret: str) -> TokenInfo | None:
         return None
     now = time.time()
     if r["last_used_ts"] is None or now - r["last_used_ts"] > 60:
-        with store.transaction() as c:
-            c.execute("UPDATE api_tokens SET last_used_ts = ? WHERE id = ?", (now, r["id"]))
+        try:
+            with store.transaction() as c:
+                c.execute("UPDATE api_tokens SET last_used_ts = ? WHERE id = ?", (now, r["id"]))
+        except sqlite3.Error as exc:  # best effort: a read-only or locked database must not
+            log.warning("last use of token %r not recorded: %s", r["name"], exc)  # fail reads
     return TokenInfo(r["id"], r["name"], r["created_ts"], r["last_used_ts"])
 
 

@@ -66,8 +66,9 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
     st = read_status(cfg.paths.runtime_dir, now=now)
     if st is None:
         return {"name": cfg.camera.name, "daemon": "not running", "capture_running": False,
-                "ok": False, "fps": 0.0, "last_frame_ts": None, "lost_since": None,
-                "error": NOT_RUNNING, "updated_ts": None, "covered": False, "clips": None}
+                "ok": False, "fps": 0.0, "frames_lost": 0, "last_frame_ts": None,
+                "lost_since": None, "error": NOT_RUNNING, "updated_ts": None, "covered": False,
+                "clips": None}
     stale = st["stale"]
     # A silent daemon is not a lost camera: say what the owner must fix (the capture service).
     lost = None if stale else st.get("camera_lost_since")
@@ -77,6 +78,7 @@ def camera_json(cfg: Config, now: float) -> dict[str, Any]:
         "capture_running": not stale,
         "ok": bool(st.get("camera_ok")) and not stale,
         "fps": 0.0 if stale else st.get("fps", 0.0),
+        "frames_lost": int(st.get("frames_lost") or 0),  # dropped by the camera: slow consumer
         "last_frame_ts": st.get("last_frame_ts"),
         "lost_since": lost,
         "error": NOT_RUNNING if stale else st.get("camera_error"),
@@ -111,6 +113,18 @@ def schedule_json(cfg: Config, now: float) -> dict[str, Any] | None:
                                      "label": nxt.entry.label()}
 
 
+def database_json(cfg: Config, now: float) -> dict[str, Any]:
+    """Whether the capture daemon can write the database (from its status file): when it cannot,
+    events wait in its journal, and the owner must see "database not writable since T". `ok` is
+    None when the daemon is not running (nobody knows)."""
+    st = read_status(cfg.paths.runtime_dir, now=now)
+    if st is None or st["stale"] or "db_ok" not in st:
+        return {"ok": None, "unwritable_since": None, "error": None, "waiting": None}
+    return {"ok": bool(st["db_ok"]), "unwritable_since": st.get("db_unwritable_since"),
+            "error": st.get("db_error"), "waiting": st.get("events_waiting"),
+            "refused": st.get("events_refused", 0)}
+
+
 def disk_json(cfg: Config) -> dict[str, Any]:
     """Use of the file system holding the media directory."""
     path = cfg.paths.media if cfg.paths.media.exists() else cfg.paths.state_dir
@@ -132,6 +146,7 @@ def status(cfg: Config, store: Store) -> dict[str, Any]:
         "arm": arm_json(arm, now),
         "exit_delay_s": cfg.alarm.exit_delay_s,
         "camera": camera_json(cfg, now),
+        "database": database_json(cfg, now),
         "last_event": event_json(last[0]) if last else None,
         "disk": disk_json(cfg),
         "mqtt": units.web_json(cfg.mqtt.enabled, cfg.paths.runtime_dir, store.conn),

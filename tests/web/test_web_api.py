@@ -40,11 +40,11 @@ def test_status_camera_health_from_daemon_file(browser: Browser, cfg: Config) ->
     now = time.time()
     (run / "status.json").write_text(json.dumps({
         "updated_ts": now, "fps": 14.9, "last_frame_ts": now - 0.1, "camera": "Porch",
-        "camera_ok": True, "camera_lost_since": None, "camera_error": None}))
+        "camera_ok": True, "camera_lost_since": None, "camera_error": None, "frames_lost": 3}))
     cam = browser.api("GET", "/status").json["camera"]
     assert cam == {"name": "Porch", "daemon": "running", "capture_running": True, "ok": True,
-                   "fps": 14.9, "last_frame_ts": now - 0.1, "lost_since": None, "error": None,
-                   "updated_ts": now, "clips": None, "covered": False}
+                   "fps": 14.9, "frames_lost": 3, "last_frame_ts": now - 0.1, "lost_since": None,
+                   "error": None, "updated_ts": now, "clips": None, "covered": False}
     (run / "status.json").write_text(json.dumps({
         "updated_ts": now, "fps": 0.0, "last_frame_ts": now - 60, "camera": "Porch",
         "camera_ok": False, "camera_lost_since": now - 50, "camera_error": "device gone"}))

@@ -1,0 +1,202 @@
+"""PyAV source: video files and network streams (RTSP, HTTP), decoded straight to the luma plane.
+
+Why PyAV and not OpenCV here: the detector needs only grey levels. An H.264 (or MJPEG) decoder
+outputs YUV, whose first plane *is* the luma; OpenCV's VideoCapture converts every frame to BGR
+(a full-frame swscale pass) and we then converted back to grey, twice the work the detector
+needs. Here the Y plane of the decoded frame is handed to the detector as a numpy view, with no
+copy and no colour conversion; colour (`to_ndarray("bgr24")`) is computed only for the few frames
+that need it (snapshot, live view, clip). benchmarks/decode.py measures the difference.
+
+USB cameras (V4L2) stay with OpenCV (`opencv_source.py`): its V4L2 backend maps the driver's
+buffers directly, negotiates size and rate with the device, and understands camera indices; there
+is no demuxing or H.264 decoding to save there. `camera.decoder = "opencv"` keeps OpenCV for files
+and streams too, for a stream PyAV cannot open.
+
+Behaviour matches the OpenCV source: files can be looped and paced in real time, timestamps of
+files are frame index / fps, a network stream that ends or fails raises CameraError (the
+supervisor reconnects), and the device's password never appears in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+
+from homesec.camera.base import CameraError, EndOfStream, Frame
+from homesec.camera.opencv_source import is_file
+from homesec.system.credentials import redact_url
+
+log = logging.getLogger("homesec.camera.pyav")
+
+# Pixel formats whose first plane is the full-resolution luma (8 bit).
+LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+              "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray"}
+OPEN_TIMEOUT_S = 10.0  # network: connecting and probing
+READ_TIMEOUT_S = 5.0  # network: a stream silent this long has dropped
+
+
+# Video codecs store luma in "limited range" (16..235); OpenCV's BGR conversion, and so the
+# detector's thresholds (grey levels), assume full range 0..255. One table lookup expands it:
+# the same numbers as BGR -> grey, at a fraction of the cost (no chroma, no three channels).
+_EXPAND = np.clip(np.round((np.arange(256) - 16) * (255 / 219)), 0, 255).astype(np.uint8)
+
+
+def _full_range(frame: Any) -> bool:
+    return frame.format.name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2
+
+
+def luma_of(frame: Any, max_width: int | None = None) -> np.ndarray:
+    """The frame's luma as (height, width) uint8 in full range, from the Y plane directly.
+
+    With `max_width` (the detector's width), the plane is first halved (2x2 averages, as the
+    detector's own downscaler does) while the detector is still left at least one halving of its
+    own (its input then stays "already averaged", see capture/motion.py `Downscaler`): the range
+    expansion runs on a quarter of the pixels or fewer, and the detector has less to do. What the
+    detector computes is the same to within a grey level.
+    """
+    if frame.format.name not in LUMA_FIRST:
+        return frame.to_ndarray(format="gray")  # 10-bit, packed or RGB input: convert
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    y = rows[:, :frame.width]
+    if max_width:
+        w, h = frame.width, frame.height
+        while w // 4 >= max_width:
+            w, h = w // 2, h // 2
+            y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
+    if _full_range(frame) or frame.format.name == "gray":
+        return y  # without halving: a view into the decoded frame, no copy at all
+    return cv2.LUT(y, _EXPAND)
+
+
+class PyAVCamera:
+    """Frames from a file or network stream through PyAV; luma is the decoded Y plane."""
+
+    def __init__(self, device: str, fps: float = 25.0, loop: bool = False,
+                 realtime: bool = False, threads: int = 0, detect_width: int | None = None
+                 ) -> None:
+        self.device = device
+        self.label = redact_url(device)  # for messages: they reach logs and the web UI
+        self.fps = fps
+        self.loop = loop
+        self.realtime = realtime
+        self.threads = threads  # decoder threads for streams (0: FFmpeg chooses)
+        self.detect_width = detect_width  # the detector's width: luma is reduced towards it
+        self.file = is_file(device)
+        self._container: Any = None
+        self._frames: Iterator[Any] | None = None
+        self._index = 0
+        self._file_index = 0
+        self._t0_mono = 0.0
+        self._t0_wall = 0.0
+        self.bad_packets = 0
+
+    def _safe(self, exc: BaseException) -> str:
+        """An FFmpeg error as text, the URL's credentials removed."""
+        return str(exc).replace(self.device, self.label)
+
+    def _open_container(self) -> None:
+        import av  # lazy: only processes that decode pay for it (the web workers never do)
+
+        options = {} if self.file else {"rtsp_transport": "tcp"} if self.device.startswith(
+            "rtsp") else {}
+        try:
+            container = av.open(self.device, options=options,
+                                timeout=None if self.file else (OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise CameraError(f"cannot open {self.label!r}: {self._safe(exc)}") from None
+        if not container.streams.video:
+            container.close()
+            raise CameraError(f"cannot open {self.label!r}: no video stream")
+        stream = container.streams.video[0]
+        if not self.file or self.threads:
+            # Live streams: frame threads keep up with a 1080p stream on a small core (about 10 %
+            # more CPU in all). Files (`homesec analyze`): FFmpeg's default, the least CPU.
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = self.threads
+        self._container = container
+        self._frames = self._decode(container, stream)
+        if self.file and self.fps <= 0:
+            rate = stream.average_rate or stream.guessed_rate
+            if rate and 0 < float(rate) < 240:
+                self.fps = float(rate)
+
+    def _decode(self, container: Any, stream: Any) -> Iterator[Any]:
+        """Decoded frames; a corrupt packet is skipped and counted, not fatal."""
+        import av
+
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except av.error.InvalidDataError:
+                self.bad_packets += 1
+
+    def open(self) -> None:
+        """Open the file or stream; CameraError when it cannot be read."""
+        self.close()
+        self._open_container()
+        self._file_index = 0
+        self._t0_mono = time.monotonic() - self._index / max(self.fps, 1e-6)
+        self._t0_wall = time.time() - self._index / max(self.fps, 1e-6)
+
+    def _next(self) -> Any | None:
+        import av
+
+        assert self._frames is not None
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except (av.error.FFmpegError, OSError) as exc:
+            if self.file:
+                raise CameraError(f"{self.label!r}: {self._safe(exc)}") from None
+            raise CameraError(f"{self.label!r} stopped delivering frames: {self._safe(exc)}"
+                              ) from None
+
+    def read(self) -> Frame:
+        """The next frame. Files: timestamps are frame index / fps; streams: the clock."""
+        if self._frames is None:
+            raise CameraError("camera not open")
+        av_frame = self._next()
+        if av_frame is None and self.file and self.loop and self._file_index > 0:
+            self._close_container()
+            self._open_container()
+            self._file_index = 0
+            av_frame = self._next()
+        if av_frame is None:
+            if self.file:
+                raise EndOfStream(self.label)
+            raise CameraError(f"{self.label!r} stopped delivering frames")
+        i = self._index
+        self._index += 1
+        self._file_index += 1
+        if self.file:
+            t = i / self.fps
+            if self.realtime:
+                delay = self._t0_mono + t - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            mono, wall = self._t0_mono + t, self._t0_wall + t
+        else:
+            mono, wall = time.monotonic(), time.time()
+        luma = luma_of(av_frame, self.detect_width)
+        size = None if luma.shape[1] == av_frame.width else (av_frame.width, av_frame.height)
+        return Frame(index=i, mono_s=mono, wall_s=wall, luma=luma, size=size,
+                     _color_fn=lambda: av_frame.to_ndarray(format="bgr24"))
+
+    def _close_container(self) -> None:
+        frames, self._frames = self._frames, None
+        if frames is not None:
+            frames.close()  # type: ignore[attr-defined]  # a generator
+        if self._container is not None:
+            container, self._container = self._container, None
+            container.close()
+
+    def close(self) -> None:
+        """Close the file or stream."""
+        self._close_container()
