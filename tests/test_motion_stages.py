@@ -10,6 +10,7 @@ from homesec.capture.stages import (
     LightSettling,
     Restlessness,
     StructureTest,
+    TransientFilter,
 )
 
 SIZE = (160, 96)  # detection size (w, h)
@@ -86,3 +87,28 @@ def test_restlessness_rises_where_pixels_flicker() -> None:
         r.update(img, thr, n, learn=True)
     raised = r.gain(np.full((SIZE[1], SIZE[0]), 2.0, np.float32))
     assert raised[:, :30].min() > 2.0 * raised[:, 80:].max()
+
+
+def test_transient_filter_rejects_a_blob_that_jumps_and_keeps_one_that_lasts() -> None:
+    tf = TransientFilter(SIZE, fps=15.0, max_px2=1000.0)  # lag: 2 frames
+    hw = (SIZE[1] // 2, SIZE[0] // 2)
+
+    def blob(x: int) -> tuple[np.ndarray, np.ndarray]:
+        img = np.zeros(hw, np.uint8)
+        cv2.rectangle(img, (x, 20), (x + 5, 27), 255, -1)
+        cnt = cv2.findContours(img, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0][0]
+        return img, cnt
+
+    verdicts = []
+    for k in range(6):  # a moth: 12 half-size pixels a frame, 6 wide
+        img, cnt = blob(5 + 12 * k)
+        tf.start(img)
+        verdicts.append(tf.is_transient(cnt, cv2.boundingRect(cnt), cv2.contourArea(cnt)))
+    assert all(verdicts) and tf.slow_step(SIZE) is not None  # and its path is remembered
+    tf.forget()
+    verdicts = []
+    for k in range(6):  # a small person: one pixel a frame
+        img, cnt = blob(5 + k)
+        tf.start(img)
+        verdicts.append(tf.is_transient(cnt, cv2.boundingRect(cnt), cv2.contourArea(cnt)))
+    assert verdicts[:2] == [True, True] and not any(verdicts[2:]), verdicts

@@ -65,10 +65,12 @@ from homesec.capture.stages import (
     AFTERMATH_STRUCT,
     FLICKER_K,
     RESTLESS_TAU_S,
+    TRANSIENT_MAX_PCT,
     AbruptChange,
     LightSettling,
     Restlessness,
     StructureTest,
+    TransientFilter,
 )
 from homesec.config import MaskConfig, MotionConfig
 
@@ -117,6 +119,7 @@ class MotionResult:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     light_change: bool = False
     warming_up: bool = False
+    transient: int = 0  # small fast blobs (insects, rain near the lens) seen and ignored
 
 
 def clip_box(x: int, y: int, w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
@@ -251,6 +254,8 @@ class MotionDetector:
         self._structure = StructureTest((dw, dh), self.cfg.light_change_pct)
         self._abrupt = AbruptChange((dw, dh), self.fps)
         self._restless = Restlessness((dw, dh), self._a_rest, self._warm_n)
+        max_blob2 = TRANSIENT_MAX_PCT / 100.0 * self._examined / 4.0  # half-size pixels
+        self._transient = TransientFilter((dw, dh), self.fps, max_blob2)
 
     def _prepare(self, luma: np.ndarray) -> np.ndarray:
         if luma.ndim == 3:
@@ -288,7 +293,11 @@ class MotionDetector:
 
     def _learn_slow(self, cur: np.ndarray, gain: float) -> None:
         """Every few frames: noise level and restlessness, then the threshold."""
-        quiet = cv2.bitwise_not(self._fg) if self._fg_any else None
+        crossed = self._transient.slow_step(self._down.size)  # by insects: not noise
+        learn_fg = self._fg if self._fg_any else None
+        if crossed is not None:
+            learn_fg = crossed if learn_fg is None else cv2.bitwise_or(learn_fg, crossed)
+        quiet = cv2.bitwise_not(learn_fg) if learn_fg is not None else None
         ref = self._bg8 if gain == 1.0 else cv2.convertScaleAbs(self._bg, alpha=gain)
         dev_now = cv2.absdiff(cur, ref)
         # A pixel's measured deviation may not jump: cap what one sample teaches at the threshold.
@@ -305,8 +314,9 @@ class MotionDetector:
             # a passer-by teaches nothing, an escalator or a fountain that is "moving" all the time
             # is background that moves, and its own amplitude becomes its noise level.
             step = cv2.multiply(cv2.subtract(dev_now, self._dev), self._restless.rest, scale=a_dev)
-            cv2.add(self._dev, step, dst=self._dev, mask=self._fg)
-        self._restless.update(cur, self._thresh_ff, n, self.cfg.learn_restless)
+            cv2.add(self._dev, step, dst=self._dev, mask=learn_fg)
+        self._restless.update(cur, self._thresh_ff, n, self.cfg.learn_restless, crossed,
+                              self._fg if self._fg_any else None)
         self._refresh_threshold()
 
     def _warmup(self, cur: np.ndarray) -> MotionResult:
@@ -391,6 +401,7 @@ class MotionDetector:
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
         if n_changed < self._min_px:
+            self._transient.quiet_frame()
             self._abrupt.remember(cur)
             self._learn(cur, gain, None)
             return MotionResult(motion=False)
@@ -408,16 +419,24 @@ class MotionDetector:
             if after and verdict.broken < AFTERMATH_STRUCT:
                 # Still settling after a light change, and nothing broke the scene's structure.
                 self._structure.lit2 = None
+                self._transient.quiet_frame()
                 return self._settling_step(cur)
         if self._structure.lit2 is not None:
-            changed2 = cv2.subtract(changed2, self._structure.lit2)
-        # 5. Regions, each kept only if its change arrived abruptly (or it was found before).
+            # (not over the objects of the last frame: a small dim person on textured grass
+            # looks like a light patch to one 8x8 block's correlation, and would be lost)
+            lit2 = self._structure.lit2
+            if self._abrupt.found2 is not None:
+                lit2 = cv2.subtract(lit2, self._abrupt.found2)
+            changed2 = cv2.subtract(changed2, lit2)
+        # 5. Regions, each kept only if it lasts (not an insect crossing) and its change arrived
+        # abruptly (or it was found before).
         fg2 = cv2.morphologyEx(changed2, cv2.MORPH_CLOSE, self._k_close)
         contours, _ = cv2.findContours(fg2, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         self._abrupt.flag(cur, changed2, self._thresh_ff2)
-        objects = self._objects(contours)
-        # 6. Report, and learn everywhere but under the objects.
-        return self._report(cur, gain, fg2, objects)
+        self._transient.start(fg2)
+        objects, transients = self._objects(contours)
+        # 6. Report, and learn everywhere but under the objects (and the insects).
+        return self._report(cur, gain, fg2, objects, transients)
 
     def _changed(self, cur: np.ndarray, gain: float) -> tuple[np.ndarray, int]:
         """Pixels outside the range of their 3x3 background neighbourhood (scaled by the gain)
@@ -441,24 +460,44 @@ class MotionDetector:
             ref2 = cv2.convertScaleAbs(ref2, alpha=gain)
         return cur2, ref2
 
-    def _objects(self, contours: list[np.ndarray]) -> list[Region]:
-        """The contours big enough and accepted by the abrupt-change test, with their half-size
-        bounding boxes and areas."""
+    def _objects(self, contours: list[np.ndarray]) -> tuple[list[Region], list[np.ndarray]]:
+        """The contours big enough, accepted by the abrupt-change test and lasting, with their
+        half-size bounding boxes and areas; and the contours of small fast blobs."""
         objects = []
+        transients = []
         min_px2 = self._min_px / 4.0
         for cnt in contours:
             a = cv2.contourArea(cnt)
-            if a < min_px2:
+            if a < 0.5 * min_px2:
                 continue
             box = cv2.boundingRect(cnt)
-            if self._abrupt.accepts(box, a):
+            if a < min_px2:
+                # Hysteresis: an object found in the last frame may shrink to half the minimum
+                # area (someone small and far away, whose outline the noise nibbles at).
+                if self._abrupt.was_found(box):
+                    objects.append((cnt, box, a))
+                continue
+            if not self._abrupt.accepts(box, a):
+                continue  # crept in: shading, learnt like any quiet pixel
+            if self._transient.is_transient(cnt, box, a):
+                transients.append(cnt)
+            else:
                 objects.append((cnt, box, a))
-        return objects
+        # While something real moves, blobs by it are its parts (a fast car breaks up into
+        # pieces), not insects; they do not make it last longer, though.
+        self._transient.saw_objects([box for _, box, _ in objects])
+        if transients and self._transient.recent_box is not None:
+            near = [self._transient.near_object(cv2.boundingRect(c)) for c in transients]
+            objects += [(c, cv2.boundingRect(c), cv2.contourArea(c))
+                        for c, n in zip(transients, near, strict=True) if n]
+            transients = [c for c, n in zip(transients, near, strict=True) if not n]
+        return objects, transients
 
-    def _report(self, cur: np.ndarray, gain: float, fg2: np.ndarray,
-                objects: list[Region]) -> MotionResult:
-        """The result (boxes in input coordinates); objects are excluded from learning, specks
-        (leaves, noise) teach the noise level."""
+    def _report(self, cur: np.ndarray, gain: float, fg2: np.ndarray, objects: list[Region],
+                transients: list[np.ndarray]) -> MotionResult:
+        """The result (boxes in input coordinates); objects and small fast blobs are excluded from
+        learning (a bright moth would leave a ghost in the background that looks like an object
+        for seconds), specks (leaves, noise) teach the noise level."""
         sx, sy = 2.0 * self._sx, 2.0 * self._sy
         boxes = [clip_box(int(x * sx), int(y * sy), math.ceil((w + 1) * sx),
                           math.ceil((h + 1) * sy), self._in_shape[1], self._in_shape[0])
@@ -466,11 +505,17 @@ class MotionDetector:
         area = sum(a for _, _, a in objects)
         fg = None
         self._abrupt.remember(cur)
-        if objects:
+        if objects or transients:
             fg2[:] = 0
             cv2.drawContours(fg2, [cnt for cnt, _, _ in objects], -1, 255, -1)
-            self._abrupt.found(fg2)
-            fg = cv2.resize(fg2, self._down.size, interpolation=cv2.INTER_NEAREST)
+            if objects:
+                self._abrupt.found(fg2)
+            if transients:
+                cv2.drawContours(fg2, transients, -1, 255, -1)
+            # The contours run through the outer pixels' centres and the 2x2 vote thins an object:
+            # its rim is no background either (else a small, slow object is eaten from its edge).
+            fg = cv2.resize(cv2.dilate(fg2, self._k_open), self._down.size,
+                            interpolation=cv2.INTER_NEAREST)
             q = cv2.resize(fg2, self._coarse_steps[1], interpolation=cv2.INTER_AREA)
             q = cv2.resize(q, self._coarse_steps[2], interpolation=cv2.INTER_AREA)
             self._quiet_coarse = cv2.threshold(q, 0, 255, cv2.THRESH_BINARY_INV)[1]
@@ -478,7 +523,8 @@ class MotionDetector:
                 self._quiet_coarse = None  # mostly covered: the plain means are all there is
         self._learn(cur, gain, fg)
         area_pct = 100.0 * 4.0 * area / self._npx
-        return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
+        return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes,
+                            transient=len(transients))
 
     def _settling_step(self, cur: np.ndarray) -> MotionResult:
         """In the aftermath of a light change, with nothing that broke the structure: follow the
@@ -498,6 +544,7 @@ class MotionDetector:
         self._restless.forget_last()  # the light change is not flicker
         self._abrupt.remember(cur)
         self._abrupt.forget_flags()  # the light change is not abrupt change either
+        self._transient.forget()
         return MotionResult(motion=False, light_change=light)
 
     def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None) -> None:

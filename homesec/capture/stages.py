@@ -7,6 +7,7 @@ here answers one question about the current frame and remembers only what it nee
 - `StructureTest`: did the changed part keep its local pattern (light) or break it (an object)?
 - `AbruptChange`: did a changed region arrive with a sharp edge (a body) or creep in (shading)?
 - `Restlessness`: where does the scene change again and again (leaves, water)?
+- `TransientFilter`: is a region lasting, or a small fast blob (an insect close to the lens)?
 
 The physics behind each threshold is in motion.py's docstring; the constants sit by their stage.
 All images are uint8 at detection size, or at half of it where the name ends in 2.
@@ -29,6 +30,8 @@ RESTLESS_GAIN = 4.0
 RESTLESS_FULL = 0.25
 RESTLESS_SPREAD = 5
 FLICKER_K = 1.5
+# Under found objects flicker counts in proportion to the known restlessness, at least this much.
+OBJECT_FLICKER_MIN = 0.25
 # Structure test in BLOCK x BLOCK blocks: a block is "changed" when CHANGED_BLOCK of it changed,
 # textured when both images have a local variance over TEXTURE_VAR (grey levels squared) and over
 # TEXTURE_NOISE_K^2 times the noise variance; it keeps its structure when the NCC exceeds NCC_LIGHT.
@@ -242,6 +245,13 @@ class AbruptChange:
         jumped = cv2.compare(cv2.absdiff(cur2, old2), thresh_ff2, cv2.CMP_GT)
         self.flags2 = cv2.bitwise_and(cv2.bitwise_or(self.flags2, jumped), changed2)
 
+    def was_found(self, box: tuple[int, int, int, int]) -> bool:
+        """Whether a region (half-size bounding box) overlaps the objects of the last frame."""
+        if not self.judging or self.found2 is None:
+            return False
+        x, y, w, h = box
+        return cv2.countNonZero(self.found2[y : y + h, x : x + w]) > 0
+
     def accepts(self, box: tuple[int, int, int, int], area: float) -> bool:
         """Whether a changed region (half-size bounding box and area) counts as an object.
 
@@ -274,14 +284,32 @@ class Restlessness:
         self.alpha, self.prior_n = alpha, prior_n
         self._k_spread = cv2.getStructuringElement(cv2.MORPH_RECT, (RESTLESS_SPREAD, RESTLESS_SPREAD))
 
-    def update(self, cur: np.ndarray, thresh_ff: np.ndarray, n: int, learn: bool) -> None:
+    def update(self, cur: np.ndarray, thresh_ff: np.ndarray, n: int, learn: bool,
+               ignore: np.ndarray | None = None, objects: np.ndarray | None = None) -> None:
         """One slow step (the n-th). rest += a * (flickered - rest); early on the share is a
         plain mean with a prior of one second of calm, so that one change (a person who walks in
-        and stops) does not look like restlessness."""
+        and stops) does not look like restlessness. Pixels in `ignore` (crossed by insects) count
+        as calm. Under `objects` (found moving things) flicker counts in proportion to how
+        restless the place already is (at least OBJECT_FLICKER_MIN): a tree or an escalator
+        found as an object goes on learning, while a person's own edges, passing over the pixels
+        he moves onto, hardly raise the threshold under him (which would lose a small, dim
+        person within a second)."""
         if learn and self.prev is not None:
             a = max(self.alpha, 1.0 / (n + self.prior_n))
             flicker = cv2.compare(cv2.absdiff(cur, self.prev), thresh_ff, cv2.CMP_GT)
-            self.rest = cv2.addWeighted(self.rest, 1.0 - a, flicker, a / 255.0, 0.0, dtype=cv2.CV_32F)
+            if ignore is not None:
+                flicker = cv2.subtract(flicker, ignore)
+            if objects is None:
+                self.rest = cv2.addWeighted(self.rest, 1.0 - a, flicker, a / 255.0, 0.0,
+                                            dtype=cv2.CV_32F)
+            else:
+                known = cv2.min(cv2.dilate(self.rest, self._k_spread), RESTLESS_FULL)
+                known = cv2.max(known, OBJECT_FLICKER_MIN * RESTLESS_FULL)
+                weight = np.full(self.rest.shape, RESTLESS_FULL, np.float32)
+                cv2.copyTo(known, objects, weight)
+                step = cv2.multiply(flicker, weight, scale=1.0 / (255.0 * RESTLESS_FULL),
+                                    dtype=cv2.CV_32F)
+                self.rest = cv2.addWeighted(self.rest, 1.0 - a, step, a, 0.0)
         self.prev = cur
 
     def forget_last(self) -> None:
@@ -292,3 +320,132 @@ class Restlessness:
         """The threshold raised where the neighbourhood is restless (a tree is restless as a whole)."""
         rest = cv2.min(cv2.dilate(self.rest, self._k_spread), RESTLESS_FULL)
         return cv2.scaleAdd(cv2.multiply(thresh, rest), RESTLESS_GAIN / RESTLESS_FULL, thresh)
+
+
+# Insects and rain near the lens: small, bright, blurred things that cross the picture in a few
+# frames. A region is a small fast blob when it covers at most TRANSIENT_MAX_PCT of the frame and
+# does not last: of what had changed within its bounding box TRANSIENT_LAG_FRAMES frames ago,
+# less than PERSIST_SHARE is still covered by it (or nothing had changed there). A moth crossing
+# in 2-6 frames moves a streak length per frame, so two frames later it is a streak further on
+# and covers nothing of where it was; a person, even a small distant one, still covers most of
+# where he was two frames ago (at 15 fps a person 9 px wide at 30 m moves about 1 px; someone
+# walking at 15 m, a quarter of his width), and one who comes closer or steps into view grows
+# over where he was. Bigger regions (a person close by, running) are never judged so. The price:
+# a small object is reported two frames late. (The lag is in frames, not seconds, because it is
+# the insect's few frames that matter; at 5 fps someone walking at 15 m still covers half of
+# where he was, someone running that far away may be taken for an insect.)
+TRANSIENT_LAG_FRAMES = 2
+PERSIST_SHARE = 0.3
+# ... and what had changed there must be at least GROWTH_SHARE of the region now (a person
+# stepping into view grows, but not six-fold in two frames; a moth's box catching a
+# corner of another one's old streak is a chance, not a lasting thing).
+GROWTH_SHARE = 0.15
+TRANSIENT_MAX_PCT = 5.0
+# ... unless something lasting moved near it within the last NEAR_S: then the blob is a piece of
+# that (a fast car breaking up into fragments at the edge of the picture). "Near": within the
+# lasting objects' bounding box grown by its own size on every side; "lasting": objects that
+# lasted in every frame for NEAR_RUN_S (not one moth that happened to cover another's streak).
+NEAR_S = 0.5
+NEAR_RUN_S = 0.2
+
+
+class TransientFilter:
+    """Small fast blobs (insects, rain drops close to the lens) are not motion: a region must be
+    lasting, i.e. cover much of what had changed where it is TRANSIENT_LAG_FRAMES ago.
+    Remembers the candidate regions of the last few frames, and which pixels small fast blobs
+    covered in the last two slow periods (they teach neither the noise level nor restlessness:
+    a moth is no property of the place it crossed)."""
+
+    def __init__(self, size: tuple[int, int], fps: float, max_px2: float) -> None:
+        dw, dh = size
+        self.history: deque[np.ndarray | None] = deque(maxlen=TRANSIENT_LAG_FRAMES)
+        self.max_px2 = max_px2
+        self._old2: np.ndarray | None = None  # the candidate regions TRANSIENT_LAG_FRAMES ago
+        self._lasting2: np.ndarray | None = None  # of them, what this frame still covers
+        self._fg2: np.ndarray | None = None
+        self.recent_box: tuple[int, int, int, int] | None = None  # lasting objects, NEAR_S
+        self._near_frames = max(1, round(NEAR_S * fps))
+        self._recent_left = 0
+        self._run = 0
+        self._run_needed = max(2, round(NEAR_RUN_S * fps))
+        self.crossed2 = np.zeros((dh // 2, dw // 2), np.uint8)  # since the last slow step
+        self._crossed_before2 = self.crossed2.copy()  # the slow period before that
+        self.count = 0
+
+    def quiet_frame(self) -> None:
+        """A frame with no candidate regions at all."""
+        self.history.append(None)
+        self.count = 0
+        self._run = 0
+
+    def forget(self) -> None:
+        """A light change: no region lasts across it."""
+        self.history.clear()
+        self.recent_box, self._recent_left, self._run = None, 0, 0
+
+    def start(self, fg2: np.ndarray) -> None:
+        """This frame's candidate regions (half-size mask, after closing)."""
+        old = self.history[0] if len(self.history) == self.history.maxlen else None
+        self._old2 = old
+        self._lasting2 = None if old is None else cv2.bitwise_and(fg2, old)
+        self._fg2 = fg2
+        self.history.append(fg2.copy())
+        self.count = 0
+
+    def is_transient(self, cnt: np.ndarray, box: tuple[int, int, int, int], area: float) -> bool:
+        """Whether this region (contour, half-size box and area) is a small fast blob; if so it is
+        counted and remembered as crossed."""
+        if area > self.max_px2 or self.lasts(box):
+            return False
+        self.count += 1
+        cv2.drawContours(self.crossed2, [cnt], -1, 255, -1)
+        return True
+
+    def saw_objects(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        """The objects of this frame (half-size boxes), for `near_object`: those that last."""
+        boxes = [b for b in boxes if self.lasts(b)]
+        self._run = self._run + 1 if boxes else 0
+        if self._run >= self._run_needed:
+            x0 = min(b[0] for b in boxes)
+            y0 = min(b[1] for b in boxes)
+            x1 = max(b[0] + b[2] for b in boxes)
+            y1 = max(b[1] + b[3] for b in boxes)
+            self.recent_box, self._recent_left = (x0, y0, x1 - x0, y1 - y0), self._near_frames
+        elif self._recent_left > 0:
+            self._recent_left -= 1
+            if self._recent_left == 0:
+                self.recent_box = None
+
+    def near_object(self, box: tuple[int, int, int, int]) -> bool:
+        """Whether a small fast blob (half-size box) is by a lasting object seen lately; if so it
+        is no longer counted as one."""
+        if self.recent_box is None:
+            return False
+        x, y, w, h = box
+        rx, ry, rw, rh = self.recent_box
+        near = x < rx + 2 * rw and x + w > rx - rw and y < ry + 2 * rh and y + h > ry - rh
+        if near:
+            self.count -= 1
+        return near
+
+    def lasts(self, box: tuple[int, int, int, int]) -> bool:
+        """Whether the region in this half-size box covers PERSIST_SHARE of what had changed
+        there TRANSIENT_LAG_FRAMES ago."""
+        if self._lasting2 is None or self._old2 is None or self._fg2 is None:
+            return False
+        x, y, w, h = box
+        roi = (slice(y, y + h), slice(x, x + w))
+        before = cv2.countNonZero(self._old2[roi])
+        now = cv2.countNonZero(self._fg2[roi])
+        return before >= GROWTH_SHARE * now and cv2.countNonZero(self._lasting2[roi]) >= (
+            PERSIST_SHARE * min(before, now))
+
+    def slow_step(self, size: tuple[int, int]) -> np.ndarray | None:
+        """At a slow step: the pixels (detection size) small fast blobs crossed in the last two
+        slow periods, or None; starts a new period."""
+        both = cv2.bitwise_or(self.crossed2, self._crossed_before2)
+        self._crossed_before2, self.crossed2 = self.crossed2, self._crossed_before2
+        self.crossed2[:] = 0
+        if not cv2.countNonZero(both):
+            return None
+        return cv2.resize(cv2.dilate(both, None), size, interpolation=cv2.INTER_NEAREST)
