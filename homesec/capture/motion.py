@@ -409,9 +409,11 @@ class MotionDetector:
         # pixels vanish), and morphology, structure test and contours cost a quarter.
         changed2 = cv2.resize(changed, self._half, interpolation=cv2.INTER_AREA)
         changed2 = cv2.threshold(changed2, 100, 255, cv2.THRESH_BINARY)[1]
+        cur2 = None  # the frame at half size, once needed
         # 4. Structure: light keeps the local pattern (global light change, local light patches).
         if self._structure.due(self._frames, frac, after):
-            verdict = self._structure.judge(*self._half_images(cur, gain), changed2, frac)
+            cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
+            verdict = self._structure.judge(cur2, self._half_ref(gain), changed2, frac)
             self.debug.update(self._structure.debug)
             if verdict.light:
                 self._settling.light_changed()
@@ -432,7 +434,7 @@ class MotionDetector:
         # abruptly (or it was found before).
         fg2 = cv2.morphologyEx(changed2, cv2.MORPH_CLOSE, self._k_close)
         contours, _ = cv2.findContours(fg2, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        self._abrupt.flag(cur, changed2, self._thresh_ff2)
+        self._abrupt.flag(cur, changed2, self._thresh_ff2, cur2)
         self._transient.start(fg2)
         objects, transients = self._objects(contours)
         # 6. Report, and learn everywhere but under the objects (and the insects).
@@ -452,13 +454,12 @@ class MotionDetector:
             changed = cv2.bitwise_and(changed, self._mask)
         return changed, cv2.countNonZero(changed)
 
-    def _half_images(self, cur: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
-        """The frame and the (gain-scaled) background at half size, for the structure test."""
-        cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
+    def _half_ref(self, gain: float) -> np.ndarray:
+        """The (gain-scaled) background at half size, for the structure test."""
         ref2 = cv2.resize(self._bg8, self._half, interpolation=cv2.INTER_AREA)
         if gain != 1.0:
             ref2 = cv2.convertScaleAbs(ref2, alpha=gain)
-        return cur2, ref2
+        return ref2
 
     def _objects(self, contours: list[np.ndarray]) -> tuple[list[Region], list[np.ndarray]]:
         """The contours big enough, accepted by the abrupt-change test and lasting, with their
@@ -485,7 +486,7 @@ class MotionDetector:
                 objects.append((cnt, box, a))
         # While something real moves, blobs by it are its parts (a fast car breaks up into
         # pieces), not insects; they do not make it last longer, though.
-        self._transient.saw_objects([box for _, box, _ in objects])
+        self._transient.saw_objects([(box, a) for _, box, a in objects])
         if transients and self._transient.recent_box is not None:
             near = [self._transient.near_object(cv2.boundingRect(c)) for c in transients]
             objects += [(c, cv2.boundingRect(c), cv2.contourArea(c))

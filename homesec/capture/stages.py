@@ -30,8 +30,8 @@ RESTLESS_GAIN = 4.0
 RESTLESS_FULL = 0.25
 RESTLESS_SPREAD = 5
 FLICKER_K = 1.5
-# Under found objects flicker counts in proportion to the known restlessness, at least this much.
-OBJECT_FLICKER_MIN = 0.25
+# Under found objects a flicker counts this much (a person's own edges are not restlessness).
+OBJECT_FLICKER = 0.25
 # Structure test in BLOCK x BLOCK blocks: a block is "changed" when CHANGED_BLOCK of it changed,
 # textured when both images have a local variance over TEXTURE_VAR (grey levels squared) and over
 # TEXTURE_NOISE_K^2 times the noise variance; it keeps its structure when the NCC exceeds NCC_LIGHT.
@@ -235,12 +235,14 @@ class AbruptChange:
         """A light change is not abrupt change."""
         self.flags2[:] = 0
 
-    def flag(self, cur: np.ndarray, changed2: np.ndarray, thresh_ff2: np.ndarray) -> None:
+    def flag(self, cur: np.ndarray, changed2: np.ndarray, thresh_ff2: np.ndarray,
+             cur2: np.ndarray | None = None) -> None:
         """Update the flags with this frame (nothing to compare with on the first frame)."""
         self.judging = bool(self.recent)
         if not self.judging:
             return
-        cur2 = cv2.resize(cur, self.half, interpolation=cv2.INTER_AREA)
+        if cur2 is None:
+            cur2 = cv2.resize(cur, self.half, interpolation=cv2.INTER_AREA)
         old2 = cv2.resize(self.recent[0], self.half, interpolation=cv2.INTER_AREA)
         jumped = cv2.compare(cv2.absdiff(cur2, old2), thresh_ff2, cv2.CMP_GT)
         self.flags2 = cv2.bitwise_and(cv2.bitwise_or(self.flags2, jumped), changed2)
@@ -282,6 +284,7 @@ class Restlessness:
         self.rest = np.zeros((dh, dw), np.float32)
         self.prev: np.ndarray | None = None
         self.alpha, self.prior_n = alpha, prior_n
+        self._calm = np.full((dh, dw), 255, np.uint8)  # not (yet) known to be restless
         self._k_spread = cv2.getStructuringElement(cv2.MORPH_RECT, (RESTLESS_SPREAD, RESTLESS_SPREAD))
 
     def update(self, cur: np.ndarray, thresh_ff: np.ndarray, n: int, learn: bool,
@@ -289,27 +292,21 @@ class Restlessness:
         """One slow step (the n-th). rest += a * (flickered - rest); early on the share is a
         plain mean with a prior of one second of calm, so that one change (a person who walks in
         and stops) does not look like restlessness. Pixels in `ignore` (crossed by insects) count
-        as calm. Under `objects` (found moving things) flicker counts in proportion to how
-        restless the place already is (at least OBJECT_FLICKER_MIN): a tree or an escalator
-        found as an object goes on learning, while a person's own edges, passing over the pixels
-        he moves onto, hardly raise the threshold under him (which would lose a small, dim
-        person within a second)."""
+        as calm. Under `objects` (found moving things) flicker counts OBJECT_FLICKER of a time
+        until the place is known to be a little restless (a quarter of the full gain): a tree or
+        an escalator found as an object still becomes restless (it flickers all the time), while
+        a person's own edges, passing over the pixels he moves onto, hardly raise the threshold
+        under him (which would lose a small, dim person within a second)."""
         if learn and self.prev is not None:
             a = max(self.alpha, 1.0 / (n + self.prior_n))
             flicker = cv2.compare(cv2.absdiff(cur, self.prev), thresh_ff, cv2.CMP_GT)
             if ignore is not None:
                 flicker = cv2.subtract(flicker, ignore)
-            if objects is None:
-                self.rest = cv2.addWeighted(self.rest, 1.0 - a, flicker, a / 255.0, 0.0,
-                                            dtype=cv2.CV_32F)
-            else:
-                known = cv2.min(cv2.dilate(self.rest, self._k_spread), RESTLESS_FULL)
-                known = cv2.max(known, OBJECT_FLICKER_MIN * RESTLESS_FULL)
-                weight = np.full(self.rest.shape, RESTLESS_FULL, np.float32)
-                cv2.copyTo(known, objects, weight)
-                step = cv2.multiply(flicker, weight, scale=1.0 / (255.0 * RESTLESS_FULL),
-                                    dtype=cv2.CV_32F)
-                self.rest = cv2.addWeighted(self.rest, 1.0 - a, step, a, 0.0)
+            if objects is not None:
+                under = cv2.bitwise_and(cv2.bitwise_and(flicker, objects), self._calm)
+                flicker = cv2.addWeighted(flicker, 1.0, under, OBJECT_FLICKER - 1.0, 0.0)
+            self.rest = cv2.addWeighted(self.rest, 1.0 - a, flicker, a / 255.0, 0.0,
+                                        dtype=cv2.CV_32F)
         self.prev = cur
 
     def forget_last(self) -> None:
@@ -319,6 +316,7 @@ class Restlessness:
     def gain(self, thresh: np.ndarray) -> np.ndarray:
         """The threshold raised where the neighbourhood is restless (a tree is restless as a whole)."""
         rest = cv2.min(cv2.dilate(self.rest, self._k_spread), RESTLESS_FULL)
+        self._calm = cv2.compare(rest, OBJECT_FLICKER * RESTLESS_FULL, cv2.CMP_LT)
         return cv2.scaleAdd(cv2.multiply(thresh, rest), RESTLESS_GAIN / RESTLESS_FULL, thresh)
 
 
@@ -363,6 +361,7 @@ class TransientFilter:
         self._old2: np.ndarray | None = None  # the candidate regions TRANSIENT_LAG_FRAMES ago
         self._lasting2: np.ndarray | None = None  # of them, what this frame still covers
         self._fg2: np.ndarray | None = None
+        self._verdicts: dict[tuple[int, int, int, int], bool] = {}  # lasts(), per box
         self.recent_box: tuple[int, int, int, int] | None = None  # lasting objects, NEAR_S
         self._near_frames = max(1, round(NEAR_S * fps))
         self._recent_left = 0
@@ -387,8 +386,9 @@ class TransientFilter:
         """This frame's candidate regions (half-size mask, after closing)."""
         old = self.history[0] if len(self.history) == self.history.maxlen else None
         self._old2 = old
-        self._lasting2 = None if old is None else cv2.bitwise_and(fg2, old)
+        self._lasting2 = None  # fg2 & old, when first needed
         self._fg2 = fg2
+        self._verdicts: dict[tuple[int, int, int, int], bool] = {}
         self.history.append(fg2.copy())
         self.count = 0
 
@@ -401,9 +401,10 @@ class TransientFilter:
         cv2.drawContours(self.crossed2, [cnt], -1, 255, -1)
         return True
 
-    def saw_objects(self, boxes: list[tuple[int, int, int, int]]) -> None:
-        """The objects of this frame (half-size boxes), for `near_object`: those that last."""
-        boxes = [b for b in boxes if self.lasts(b)]
+    def saw_objects(self, objects: list[tuple[tuple[int, int, int, int], float]]) -> None:
+        """The objects of this frame (half-size boxes and areas), for `near_object`: those that
+        lasted (too big to be judged counts as lasting)."""
+        boxes = [b for b, a in objects if a > self.max_px2 or self._verdicts.get(b, False)]
         self._run = self._run + 1 if boxes else 0
         if self._run >= self._run_needed:
             x0 = min(b[0] for b in boxes)
@@ -431,14 +432,22 @@ class TransientFilter:
     def lasts(self, box: tuple[int, int, int, int]) -> bool:
         """Whether the region in this half-size box covers PERSIST_SHARE of what had changed
         there TRANSIENT_LAG_FRAMES ago."""
-        if self._lasting2 is None or self._old2 is None or self._fg2 is None:
+        if self._old2 is None or self._fg2 is None:
             return False
+        if box in self._verdicts:
+            return self._verdicts[box]
         x, y, w, h = box
         roi = (slice(y, y + h), slice(x, x + w))
         before = cv2.countNonZero(self._old2[roi])
-        now = cv2.countNonZero(self._fg2[roi])
-        return before >= GROWTH_SHARE * now and cv2.countNonZero(self._lasting2[roi]) >= (
-            PERSIST_SHARE * min(before, now))
+        lasts = False
+        if before:
+            now = cv2.countNonZero(self._fg2[roi])
+            if before >= GROWTH_SHARE * now:
+                if self._lasting2 is None:
+                    self._lasting2 = cv2.bitwise_and(self._fg2, self._old2)
+                lasts = cv2.countNonZero(self._lasting2[roi]) >= PERSIST_SHARE * min(before, now)
+        self._verdicts[box] = lasts
+        return lasts
 
     def slow_step(self, size: tuple[int, int]) -> np.ndarray | None:
         """At a slow step: the pixels (detection size) small fast blobs crossed in the last two
