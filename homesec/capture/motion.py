@@ -5,7 +5,8 @@ the camera's size: downscale (halvings with area averaging, OpenCV's fast path; 
 an input that is already small) -> global brightness gain -> difference with the running
 background outside each pixel's neighbourhood range -> threshold by what each pixel does by
 itself (noise, restlessness) -> at half size: 2x2 vote, structure test when much changed,
-closing, outer contours, abrupt-change test for new regions -> boxes in input-frame coordinates.
+closing, outer contours, abrupt-change test for new regions, small-fast-blob test -> boxes in
+input-frame coordinates. The tests are the stages in homesec/capture/stages.py.
 
 Why each step (the physics behind it):
 - Per-pixel noise. A dark room is noisy, a bright wall is not, compression flickers around edges:
@@ -49,6 +50,10 @@ Why each step (the physics behind it):
   by about 1.5 thresholds (the flicker threshold) where one used to do, and a slow, faint object
   is judged like creeping shading (20 grey levels darker than a clean wall and crossing the
   picture in over a minute: found seconds late, or not at all).
+- Insects and rain near the lens (stages.TransientFilter): small regions that do not cover
+  where they were two frames ago are small fast blobs, not motion; they teach neither noise nor
+  restlessness. A small distant person moves slowly and overlaps himself; a moth crossing in
+  2-6 frames does not. See docs/detector-nights.md.
 - Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
   15 fps Pi stream and a 30 fps file behave alike.
 """
