@@ -13,8 +13,9 @@ What each part imitates:
   second and the exposure settles over two more.
 - Night mode (the reverse): the picture blacks out over a few frames, the IR lamp comes on, and its
   hot spot and the exposure settle over two seconds.
-- Moths: small, bright, blurred blobs that cross (part of) the picture in 2-6 frames, several a
-  second, drawn as motion-blurred streaks (a long night exposure).
+- Moths: small, bright, blurred blobs that cross (part of) the picture in 2-6 frames (at 15 fps
+  or more; slower cameras see them in fewer frames), several a second, drawn as motion-blurred
+  streaks (a long night exposure).
 - A person at 30 m: 20 x 8 detection pixels (at 320 wide), 18 levels brighter than the grass,
   walking 9 detection pixels a second; appears from behind the hedge and disappears again.
 - A clock burnt in by the camera: white digits with a black outline, redrawn every second,
@@ -87,7 +88,9 @@ class NightScene:
                 t += float(rng.exponential(1.0 / self.moth_rate))
                 if t >= end:
                     break
-                dur = float(rng.integers(2, 7)) / self.fps  # crosses in 2-6 frames
+                # Crosses in 2-6 frames at 15 fps or more; below, in the same time as at 15 fps
+                # (a moth's speed does not depend on the camera: at 5 fps it is seen in 1-2 frames).
+                dur = float(rng.integers(2, 7)) / max(self.fps, 15.0)
                 p0 = (float(rng.uniform(0, w)), float(rng.uniform(0, h)))
                 ang = float(rng.uniform(0, 2 * np.pi))
                 dist = float(rng.uniform(0.4, 1.0)) * w

@@ -330,8 +330,8 @@ class Restlessness:
 # walking at 15 m, a quarter of his width), and one who comes closer or steps into view grows
 # over where he was. Bigger regions (a person close by, running) are never judged so. The price:
 # a small object is reported two frames late. (The lag is in frames, not seconds, because it is
-# the insect's few frames that matter; at 5 fps someone walking at 15 m still covers half of
-# where he was, someone running that far away may be taken for an insect.)
+# the insect's few frames that matter; below 7.5 fps it is one frame, as a person walking across
+# the picture at 5 fps moves a third of his width per frame.)
 TRANSIENT_LAG_FRAMES = 2
 PERSIST_SHARE = 0.3
 # ... and what had changed there must be at least GROWTH_SHARE of the region now (a person
@@ -356,7 +356,10 @@ class TransientFilter:
 
     def __init__(self, size: tuple[int, int], fps: float, max_px2: float) -> None:
         dw, dh = size
-        self.history: deque[np.ndarray | None] = deque(maxlen=TRANSIENT_LAG_FRAMES)
+        # Two frames, or one below 7.5 fps (there a frame is long enough for a walker to move away
+        # from where he was, and an insect crosses within a frame or two anyway).
+        lag = TRANSIENT_LAG_FRAMES if fps >= 7.5 else 1
+        self.history: deque[np.ndarray | None] = deque(maxlen=lag)
         self.max_px2 = max_px2
         self._old2: np.ndarray | None = None  # the candidate regions TRANSIENT_LAG_FRAMES ago
         self._lasting2: np.ndarray | None = None  # of them, what this frame still covers
