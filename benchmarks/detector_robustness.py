@@ -22,14 +22,20 @@ Variants (applied to the luma plane, the detector's only input):
   stretch (a cloud, a slow auto-exposure), and stays so;
 - shadow: a soft-edged shadow (40 % darker in its core, Gaussian edge of a tenth of the width)
   drifts across the picture at a quarter of its width per second through the longest quiet
-  stretch (a cloud shadow, a shade moved by the wind): light, not motion.
+  stretch (a cloud shadow, a shade moved by the wind): light, not motion;
+- ir: the clip as an infrared night camera would see it: grey (luma only anyway), dark
+  (x0.35), lit by the IR lamp's hot spot (up to 2.2x in the middle, falling off to 1x), strong
+  gain noise (sigma 6) and a 1 % frame-to-frame gain jitter;
+- ir-moths: ir plus moths close to the lens: small bright blurred streaks crossing (part of) the
+  picture in 2-6 frames, about six a second, from start to end (through the quiet stretches too:
+  an event there is a false alarm).
 
 Output: a table variant x clip, each cell `ok` or `FAIL` with the latency of the first motion
 interval (event start - labelled start, s; negative = began early) and the false alarm / miss
 counts, then totals. `--save FILE` writes the results as JSON, `--baseline FILE` prints a saved
 run's totals next to this run's (before/after a change).
 
-Run: `.venv/bin/python benchmarks/detector_robustness.py` (about 30 s on the dev machine).
+Run: `.venv/bin/python benchmarks/detector_robustness.py` (about a minute on the dev machine).
 """
 
 from __future__ import annotations
@@ -149,6 +155,59 @@ def _shadow(clip: dict[str, Any]) -> Transform:
     return tf
 
 
+def _ir(moths: bool) -> Callable[[dict[str, Any]], Transform]:
+    def make(clip: dict[str, Any]) -> Transform:
+        rng = np.random.default_rng(13)
+        fps = float(clip["fps"])
+        streaks = _moth_paths(rng, float(clip["frames"]) / fps, fps) if moths else []
+        cache: dict[tuple[int, int], np.ndarray] = {}
+
+        def tf(luma: np.ndarray, t: float) -> np.ndarray:
+            h, w = luma.shape
+            if (h, w) not in cache:
+                yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+                spot = 1.0 + 1.2 * np.exp(-((xx - 0.5 * w) ** 2 + (yy - 0.55 * h) ** 2) / (0.35 * w) ** 2)
+                cache[(h, w)] = 0.35 * spot
+            img = luma.astype(np.float32) * cache[(h, w)]
+            if streaks:
+                img += _draw_moths(streaks, t, fps, w, h)
+            gain = 1.0 + 0.01 * float(rng.standard_normal())
+            img = img * gain + rng.standard_normal((h, w), np.float32) * 6.0
+            return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        return tf
+    return make
+
+
+def _moth_paths(rng: np.random.Generator, seconds: float, fps: float) -> list[tuple[float, ...]]:
+    """(t0, duration, x0, y0, x1, y1, radius, value) per moth, positions as fractions of the width
+    and height, radius as a fraction of the width."""
+    out = []
+    t = 0.0
+    while True:
+        t += float(rng.exponential(1.0 / 6.0))
+        if t >= seconds:
+            return out
+        dur = float(rng.integers(2, 7)) / fps
+        x0, y0 = float(rng.uniform(0, 1)), float(rng.uniform(0, 1))
+        ang, dist = float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0.4, 1.0))
+        out.append((t, dur, x0, y0, x0 + dist * np.cos(ang), y0 + dist * np.sin(ang) * 16 / 9,
+                    float(rng.uniform(0.006, 0.02)), float(rng.uniform(90, 200))))
+
+
+def _draw_moths(paths: list[tuple[float, ...]], t: float, fps: float, w: int, h: int) -> np.ndarray:
+    """The moths in flight at time t as blurred streaks (a long night exposure), float image."""
+    img = np.zeros((h, w), np.float32)
+    for t0, dur, x0, y0, x1, y1, r, v in paths:
+        if not t0 <= t < t0 + dur:
+            continue
+        a = (t - t0) / dur
+        b = min(1.0, a + 1.0 / fps / dur)
+        pa = (int(w * (x0 + a * (x1 - x0))), int(h * (y0 + a * (y1 - y0))))
+        pb = (int(w * (x0 + b * (x1 - x0))), int(h * (y0 + b * (y1 - y0))))
+        cv2.line(img, pa, pb, v, max(1, int(2 * r * w)))
+    return cv2.GaussianBlur(img, (0, 0), 0.006 * w)
+
+
 VARIANTS = [
     Variant("original"),
     Variant("decim2", step=2),
@@ -165,6 +224,8 @@ VARIANTS = [
     Variant("flat", make=_flat),
     Variant("ramp", make=_ramp),
     Variant("shadow", make=_shadow),
+    Variant("ir", make=_ir(moths=False)),
+    Variant("ir-moths", make=_ir(moths=True)),
 ]
 
 

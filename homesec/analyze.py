@@ -39,11 +39,14 @@ class Summary:
 
 
 def event_json(ev: Event, fps: float) -> dict[str, Any]:
-    """An event line; times are frame index / fps."""
+    """An event line; times are frame index / fps. `end_reason` says why it ended (quiet,
+    max_length, end_of_stream) and `transient_frames` how many of its frames showed only small
+    fast blobs (insects, rain near the lens): why an event was long. Fields are only ever added."""
     return {"type": "event", "start_s": round(ev.start_frame / fps, 3),
             "end_s": round(ev.end_frame / fps, 3), "start_frame": ev.start_frame,
             "end_frame": ev.end_frame, "peak_area_pct": round(ev.peak_area_pct, 3),
-            "boxes": [list(b) for b in ev.boxes]}
+            "boxes": [list(b) for b in ev.boxes], "end_reason": ev.end_reason,
+            "transient_frames": ev.transient_frames}
 
 
 def analyze(video: str, cfg: Config, fps: float | None = None, decoder: str | None = None
@@ -91,7 +94,8 @@ def format_line(obj: dict[str, Any], as_json: bool) -> str:
     if obj["type"] == "event":
         return (f"event {obj['start_s']:8.2f}s - {obj['end_s']:8.2f}s  "
                 f"frames {obj['start_frame']}-{obj['end_frame']}  peak {obj['peak_area_pct']:.2f}%"
-                f"  boxes {obj['boxes']}")
+                f"  boxes {obj['boxes']}  ended: {obj['end_reason']}"
+                f"  insect-only frames {obj['transient_frames']}")
     return (f"{obj['frames']} frames at {obj['fps']:g} fps: {obj['events']} event(s), "
             f"{obj['light_changes']} light-change frame(s), "
             f"detector {obj['detect_ms_per_frame']:.3f} ms/frame")

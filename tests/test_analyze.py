@@ -52,12 +52,16 @@ def test_json_events_match_the_scene(video: Path) -> None:
     assert set(summary) == {"type", "frames", "fps", "events", "light_changes",
                             "detect_ms_per_frame"}
     for ev, start in zip(events, (5.0, 25.0), strict=True):
+        # The fields the scorer and users' scripts read stay; new ones are only added.
         assert set(ev) == {"type", "start_s", "end_s", "start_frame", "end_frame",
-                           "peak_area_pct", "boxes"}
+                           "peak_area_pct", "boxes", "end_reason", "transient_frames"}
+        assert ev["transient_frames"] == 0  # no insects in this scene
         assert start <= ev["start_s"] <= start + 1.0
         assert ev["start_s"] == round(ev["start_frame"] / FPS, 3)
         assert ev["end_s"] > ev["start_s"] + 2.0
         assert ev["peak_area_pct"] > 0.5
+        # The first crossing ends after the quiet period; the second runs into the end of the file.
+        assert ev["end_reason"] == ("quiet" if start == 5.0 else "end_of_stream")
         for x, y, w, h in ev["boxes"]:
             assert 0 <= x < 640 and 0 <= y < 360 and w > 0 and h > 0
             assert x + w <= 640 and y + h <= 360, "box reaches past the frame edge"

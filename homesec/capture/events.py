@@ -5,6 +5,14 @@ insects; a real intruder keeps moving. An event starts only when motion has last
 (a one-frame gap is forgiven), and it ends after `post_motion_s` without motion, so one person
 walking around is one event, not twenty. The tracker is pure bookkeeping, no I/O: the daemon
 and `homesec analyze` feed it the same way.
+
+Why an event ends when the motion ends: what keeps an event open is motion that could have
+started one, i.e. a run of motion lasting `confirm_s`. A flicker of a frame or two (an insect
+the detector let through, a monitor, a leaf in a restless area) neither starts an event nor
+prolongs one, so the event (and with it the clip and the alarm's "triggered" state) ends
+`post_motion_s` after the person has left, whatever flickers remain. Each event says why it
+ended (`end_reason`: quiet, max_length, or end_of_stream when the stream or the daemon
+stopped) and how many of its frames showed only small fast blobs (`transient_frames`).
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ class Event:
     best_score: tuple[bool, int, float] = (False, -1, 0.0)
     id: int | None = None
     closed: bool = False
+    end_reason: str = ""  # quiet | max_length | end_of_stream, once closed
+    transient_frames: int = 0  # frames with only small fast blobs (insects, rain), no motion
 
     @property
     def duration_s(self) -> float:
@@ -99,6 +109,9 @@ class EventTracker:
         self._last_motion_mono = 0.0
         self._last_frame: Frame | None = None
         self._frame_dt = 0.0
+        self._run_start = -1.0  # start of the current run of motion (gaps of a frame forgiven)
+        self._run_frames = 0
+        self._run_last = -1.0
 
     def _note_motion(self, ev: Event, frame: Frame, result: MotionResult) -> None:
         ev.end_frame, ev.end_mono, ev.end_wall = frame.index, frame.mono_s, frame.wall_s
@@ -124,14 +137,22 @@ class EventTracker:
                 self._frame_dt = dt if self._frame_dt == 0 else 0.9 * self._frame_dt + 0.1 * dt
         self._last_frame = frame
         gap_allowed = max(1.5 * self._frame_dt, 0.15)
+        confirmed_run = self._run(frame, result, gap_allowed)
         ev = self.current
         if ev is not None:
-            if result.motion:
+            if result.motion and confirmed_run:
                 self._note_motion(ev, frame, result)
+            elif not result.motion and result.transient:
+                ev.transient_frames += 1
             quiet_for = frame.mono_s - ev.end_mono + 1e-6  # float slack: 1.9 - 0.9 < 1.0
             too_long = frame.mono_s - ev.start_mono >= self.cfg.max_event_s
-            if quiet_for >= self.cfg.post_motion_s or too_long:
-                out.ended = self._close()
+            # A run of motion still too short to count may yet grow into one: wait for it (at
+            # most confirm_s) rather than end the event and start a new one at once.
+            growing = (self._run_frames > 0 and not confirmed_run
+                       and frame.mono_s - self._run_last <= gap_allowed)
+            if too_long or (quiet_for >= self.cfg.post_motion_s and not growing):
+                out.ended = self._close("quiet" if quiet_for >= self.cfg.post_motion_s
+                                        else "max_length")
             return out
 
         pend = self._pending
@@ -154,13 +175,27 @@ class EventTracker:
             self._pending = None
         return out
 
-    def _close(self) -> Event | None:
+    def _run(self, frame: Frame, result: MotionResult, gap_allowed: float) -> bool:
+        """Follow the current run of motion; whether it has lasted long enough to start an event
+        (and so to keep one open)."""
+        if not result.motion:
+            return False
+        if self._run_frames == 0 or frame.mono_s - self._run_last > gap_allowed:
+            self._run_start, self._run_frames = frame.mono_s, 0
+        self._run_frames += 1
+        self._run_last = frame.mono_s
+        needed = max(0.0, self.cfg.confirm_s - 0.5 * self._frame_dt) - 1e-6  # as for a start
+        return self.cfg.confirm_s == 0 or (
+            self._run_frames >= 2 and frame.mono_s - self._run_start >= needed)
+
+    def _close(self, reason: str) -> Event | None:
         ev, self.current = self.current, None
         if ev is not None:
             ev.closed = True
+            ev.end_reason = reason
         return ev
 
     def finish(self) -> Event | None:
         """Close the event in progress (stream ended or the daemon stops)."""
         self._pending = None
-        return self._close()
+        return self._close("end_of_stream")

@@ -5,7 +5,8 @@ the camera's size: downscale (halvings with area averaging, OpenCV's fast path; 
 an input that is already small) -> global brightness gain -> difference with the running
 background outside each pixel's neighbourhood range -> threshold by what each pixel does by
 itself (noise, restlessness) -> at half size: 2x2 vote, structure test when much changed,
-closing, outer contours, abrupt-change test for new regions -> boxes in input-frame coordinates.
+closing, outer contours, abrupt-change test for new regions, small-fast-blob test -> boxes in
+input-frame coordinates. The tests are the stages in homesec/capture/stages.py.
 
 Why each step (the physics behind it):
 - Per-pixel noise. A dark room is noisy, a bright wall is not, compression flickers around edges:
@@ -49,6 +50,10 @@ Why each step (the physics behind it):
   by about 1.5 thresholds (the flicker threshold) where one used to do, and a slow, faint object
   is judged like creeping shading (20 grey levels darker than a clean wall and crossing the
   picture in over a minute: found seconds late, or not at all).
+- Insects and rain near the lens (stages.TransientFilter): small regions that do not cover
+  where they were two frames ago are small fast blobs, not motion; they teach neither noise nor
+  restlessness. A small distant person moves slowly and overlaps himself; a moth crossing in
+  2-6 frames does not. See docs/detector-nights.md.
 - Time constants are in seconds and converted with the frame rate (give `fps` when known), so a
   15 fps Pi stream and a 30 fps file behave alike.
 """
@@ -56,12 +61,22 @@ Why each step (the physics behind it):
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from homesec.capture.stages import (
+    AFTERMATH_STRUCT,
+    FLICKER_K,
+    RESTLESS_TAU_S,
+    TRANSIENT_MAX_PCT,
+    AbruptChange,
+    LightSettling,
+    Restlessness,
+    StructureTest,
+    TransientFilter,
+)
 from homesec.config import MaskConfig, MotionConfig
 
 DEFAULT_FPS = 15.0
@@ -78,15 +93,6 @@ NOISE_TAU_S = 4.0
 NOISE_K = 4.0
 NOISE_FLOOR = 6.0
 NOISE_INIT = 2.0
-# Restlessness ("smart mask"): share of recent quarter-seconds in which a pixel changed by more
-# than FLICKER_K times its threshold; it multiplies the pixel's threshold. A tree is
-# restless as a whole: the map is spread to each pixel's 5x5 neighbourhood (max), and a pixel
-# flickering a quarter of the time (leaves against the sky in wind) gets the full gain.
-RESTLESS_TAU_S = 5.0
-RESTLESS_GAIN = 4.0
-RESTLESS_FULL = 0.25
-RESTLESS_SPREAD = 5
-FLICKER_K = 1.5
 # Slow statistics (noise, restlessness, thresholds, derived background images) are refreshed
 # about this often; the background itself every BG_EVERY frames.
 SLOW_PERIOD_S = 0.25
@@ -98,43 +104,15 @@ RELEARN_S = 0.3
 # changes that break the scene's structure count as motion: at least AFTERMATH_STRUCT blocks
 # whose texture changed; smooth brightness changes are learnt with time constant AFTERMATH_TAU_S.
 AFTERMATH_S = 3.0
-AFTERMATH_STRUCT = 3
 AFTERMATH_TAU_S = 0.5
-# Structure test in BLOCK x BLOCK blocks: a block is "changed" when CHANGED_BLOCK of it changed,
-# textured when both images have a local variance over TEXTURE_VAR (grey levels squared) and over
-# TEXTURE_NOISE_K^2 times the noise variance; it keeps its structure when the NCC exceeds NCC_LIGHT.
-BLOCK = 8
-HALF_BLOCK = BLOCK // 2
-CHANGED_BLOCK = 0.2
-TEXTURE_VAR = 16.0
-TEXTURE_NOISE_K = 3.0
-NCC_LIGHT = 0.7
-# The structure test runs when more than this share of the frame changed.
-STRUCTURE_MIN_FRAC = 0.002
-# A frame is a light change when changed blocks cover this share of the frame (of the configured
-# light_change_pct, which is the share at which any change counts as global) and at least
-# LIGHT_KEPT_SHARE of the judged (textured) changed blocks kept their structure.
-LIGHT_MIN_SHARE = 0.25
-LIGHT_KEPT_SHARE = 0.6
-# ... provided at least this many, and this share, of the changed blocks could be judged (are
-# textured): a car on a plain road is mostly untextured blocks and proves nothing either way.
-LIGHT_MIN_JUDGED = 6
-LIGHT_JUDGED_SHARE = 0.25
-# A changed region (of 8x8 blocks) is a shading change, not motion, when at least this many of its
-# blocks are textured and all of them kept their structure (a shadow or a reflection on a wall).
-SHADING_MIN_JUDGED = 2
-# Nearly the whole frame changed: global whatever the structure says.
-GLOBAL_CHANGE_FRAC = 0.9
 # Global gain: over GAIN_ROBUST it is re-measured robustly (median of block ratios); a gain step
 # over LIGHT_GAIN_STEP between background and frame is a light change (exposure, lamp, cloud).
 GAIN_ROBUST = 0.04
 LIGHT_GAIN_STEP = 0.12
-# Abrupt change: a pixel that differs from the frame ABRUPT_S ago by more than its flicker
-# threshold stays flagged while it stays changed. A new changed region is motion only when at least
-# ABRUPT_SHARE of it is flagged (a shadow's soft edge creeps over an untextured wall, a body's edge
-# jumps); once found, a region stays found while it overlaps the last frame's objects.
-ABRUPT_S = 0.25
-ABRUPT_SHARE = 0.25
+
+
+# A changed region that counts: its contour, half-size bounding box and area (half-size pixels).
+Region = tuple[np.ndarray, tuple[int, int, int, int], float]
 
 
 @dataclass
@@ -146,6 +124,7 @@ class MotionResult:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     light_change: bool = False
     warming_up: bool = False
+    transient: int = 0  # small fast blobs (insects, rain near the lens) seen and ignored
 
 
 def clip_box(x: int, y: int, w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
@@ -214,6 +193,10 @@ class MotionDetector:
     `fps` (optional) is the frame rate of the stream; the learning rates are defined per second.
     `debug` holds a few numbers about the last frame (gain, changed share, structure counts) for
     tuning and diagnosis; it is not part of the result.
+
+    The detector owns the learnt model (background, its neighbourhood range, per-pixel noise and
+    threshold); the tests applied to each frame are stages from homesec/capture/stages.py, and
+    `update` runs them in order.
     """
 
     def __init__(self, cfg: MotionConfig | None = None, fps: float | None = None) -> None:
@@ -234,7 +217,6 @@ class MotionDetector:
         self._warmup_max = max(self._warmup_frames, round(WARMUP_MAX_S * self.fps))
         self._k_open = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
         self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-        self._k_spread = cv2.getStructuringElement(cv2.MORPH_RECT, (RESTLESS_SPREAD, RESTLESS_SPREAD))
         self.debug: dict[str, float] = {}
         self.reset()
 
@@ -258,35 +240,27 @@ class MotionDetector:
         self._bg8 = np.zeros((dh, dw), np.uint8)
         self._lo = self._hi = self._bg8
         self._dev = np.full((dh, dw), NOISE_INIT, np.float32)
-        self._rest = np.zeros((dh, dw), np.float32)
-        self._prev_slow: np.ndarray | None = None
-        # The last ABRUPT_S of (detection-size) frames; the objects found in the last frame and
-        # the abrupt-change flags, at half size.
-        self._recent: deque[np.ndarray] = deque(maxlen=max(1, round(ABRUPT_S * self.fps)))
-        self._found2: np.ndarray | None = None
-        self._abrupt2 = np.zeros((dh // 2, dw // 2), np.uint8)
         self._thresh_ff2 = np.full((dh // 2, dw // 2), 255, np.uint8)
         self._thresh = np.full((dh, dw), NOISE_FLOOR, np.uint8)
         self._thresh_ff = self._thresh
         self._fg = np.zeros((dh, dw), np.uint8)
         self._fg_any = False
         self._half = (dw // 2, dh // 2)
-        self._blocks_half = ((dw // BLOCK) * HALF_BLOCK, (dh // BLOCK) * HALF_BLOCK)
-        self._lit2: np.ndarray | None = None
-        self._tested_at = -10
-        self._tested_frac = 0.0
-        self._blocks = (dw // BLOCK, dh // BLOCK)
         self._coarse_steps = [(dw >> k, dh >> k) for k in (1, 2, 3)]
         self._bg_coarse = np.zeros((dh >> 3, dw >> 3), np.float32)
         self._quiet_coarse: np.ndarray | None = None
-        self._block_noise_var = np.zeros((self._blocks[1], self._blocks[0]), np.float32)
         self._min_px = max(8.0, self.cfg.min_area_pct / 100.0 * self._npx)
         self._frames = 0
         self._stable = 0
-        self._relearn = 0
-        self._after = 0
         self._warm = True
         self._slow_n = 0
+        # The stages, each with its own state.
+        self._settling = LightSettling(self._relearn_frames, self._aftermath_frames)
+        self._structure = StructureTest((dw, dh), self.cfg.light_change_pct)
+        self._abrupt = AbruptChange((dw, dh), self.fps)
+        self._restless = Restlessness((dw, dh), self._a_rest, self._warm_n)
+        max_blob2 = TRANSIENT_MAX_PCT / 100.0 * self._examined / 4.0  # half-size pixels
+        self._transient = TransientFilter((dw, dh), self.fps, max_blob2)
 
     def _prepare(self, luma: np.ndarray) -> np.ndarray:
         if luma.ndim == 3:
@@ -314,21 +288,21 @@ class MotionDetector:
         """Per-pixel threshold from noise level and restlessness (uint8, grey levels)."""
         t = self._dev
         if self.cfg.learn_restless:
-            rest = cv2.min(cv2.dilate(self._rest, self._k_spread), RESTLESS_FULL)
-            t = cv2.scaleAdd(cv2.multiply(t, rest), RESTLESS_GAIN / RESTLESS_FULL, t)
+            t = self._restless.gain(t)
         t8 = cv2.convertScaleAbs(t, alpha=NOISE_K / self.cfg.sensitivity)
         self._thresh = cv2.max(t8, NOISE_FLOOR / self.cfg.sensitivity)
         # Frame-to-frame differences carry the noise of two frames: a wider threshold for flicker.
         self._thresh_ff = cv2.convertScaleAbs(self._thresh, alpha=FLICKER_K)
         self._thresh_ff2 = cv2.resize(self._thresh_ff, self._half, interpolation=cv2.INTER_AREA)
-        # Noise variance per structure-test block (half-size pixels average 4: variance / 4).
-        bw, bh = self._blocks
-        nd = cv2.resize(self._dev[: bh * BLOCK, : bw * BLOCK], (bw, bh), interpolation=cv2.INTER_AREA)
-        self._block_noise_var = (TEXTURE_NOISE_K * 1.25 * nd) ** 2 / 4.0
+        self._structure.set_noise(self._dev)
 
     def _learn_slow(self, cur: np.ndarray, gain: float) -> None:
         """Every few frames: noise level and restlessness, then the threshold."""
-        quiet = cv2.bitwise_not(self._fg) if self._fg_any else None
+        crossed = self._transient.slow_step(self._down.size)  # by insects: not noise
+        learn_fg = self._fg if self._fg_any else None
+        if crossed is not None:
+            learn_fg = crossed if learn_fg is None else cv2.bitwise_or(learn_fg, crossed)
+        quiet = cv2.bitwise_not(learn_fg) if learn_fg is not None else None
         ref = self._bg8 if gain == 1.0 else cv2.convertScaleAbs(self._bg, alpha=gain)
         dev_now = cv2.absdiff(cur, ref)
         # A pixel's measured deviation may not jump: cap what one sample teaches at the threshold.
@@ -344,19 +318,10 @@ class MotionDetector:
             # Under "objects" the level is learnt too, in proportion to how restless the pixel is:
             # a passer-by teaches nothing, an escalator or a fountain that is "moving" all the time
             # is background that moves, and its own amplitude becomes its noise level.
-            step = cv2.multiply(cv2.subtract(dev_now, self._dev), self._rest, scale=a_dev)
-            cv2.add(self._dev, step, dst=self._dev, mask=self._fg)
-        if self.cfg.learn_restless and self._prev_slow is not None:
-            # Restlessness is flicker: the pixel changed since the last slow step (a quarter of a
-            # second ago). Leaves and escalator steps do that all the time; a person who stands
-            # still does not, and stays found (only the background, with its one-minute time
-            # constant, absorbs him). rest += a * (flickered - rest)
-            # Early on the share is a plain mean with a prior of one second of calm, so that one
-            # change (a person who walks in and stops) does not look like restlessness.
-            a = max(self._a_rest, 1.0 / (n + self._warm_n))
-            flicker = cv2.compare(cv2.absdiff(cur, self._prev_slow), self._thresh_ff, cv2.CMP_GT)
-            self._rest = cv2.addWeighted(self._rest, 1.0 - a, flicker, a / 255.0, 0.0, dtype=cv2.CV_32F)
-        self._prev_slow = cur
+            step = cv2.multiply(cv2.subtract(dev_now, self._dev), self._restless.rest, scale=a_dev)
+            cv2.add(self._dev, step, dst=self._dev, mask=learn_fg)
+        self._restless.update(cur, self._thresh_ff, n, self.cfg.learn_restless, crossed,
+                              self._fg if self._fg_any else None)
         self._refresh_threshold()
 
     def _warmup(self, cur: np.ndarray) -> MotionResult:
@@ -384,37 +349,8 @@ class MotionDetector:
         if self._stable >= self._warmup_frames or self._frames >= self._warmup_max:
             self._warm = False
             self._refresh_threshold()
-        self._remember(cur)
+        self._abrupt.remember(cur)
         return MotionResult(motion=False, warming_up=True)
-
-    # ----------------------------------------------------------------- the structure test
-
-    def _structure(self, cur2: np.ndarray, ref2: np.ndarray, changed2: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per block (8x8 detection pixels, pooled from the half-size images), as boolean arrays:
-        changed?, textured in both images?, structure kept (textured and NCC high)?, and structure
-        broken (textured in both, NCC low)?"""
-        bw, bh = self._blocks
-        hh, ww = bh * HALF_BLOCK, bw * HALF_BLOCK
-        c = cur2[:hh, :ww].astype(np.float32)
-        r = ref2[:hh, :ww].astype(np.float32)
-
-        def pool(img: np.ndarray) -> np.ndarray:
-            return cv2.resize(img, (bw, bh), interpolation=cv2.INTER_AREA)
-
-        mc, mr = pool(c), pool(r)
-        vc = pool(c * c) - mc * mc
-        vr = pool(r * r) - mr * mr
-        cov = pool(c * r) - mc * mr
-        ncc = cov / np.sqrt(np.maximum(vc * vr, 1e-6))
-        chg = pool(changed2[:hh, :ww]) > (255.0 * CHANGED_BLOCK)
-        tex_min = np.maximum(TEXTURE_VAR, self._block_noise_var)
-        textured = (vr > tex_min) & (vc > tex_min)
-        kept = textured & (ncc > NCC_LIGHT)
-        # (Texture that appears or vanishes proves nothing: light brings out texture in a dark
-        # room and darkness hides it, just as a person does.)
-        broken = textured & ~kept
-        return chg, textured, kept, broken
 
     def _gain(self, cur: np.ndarray) -> float:
         """Global brightness gain of this frame over the background (auto-exposure, clouds).
@@ -446,150 +382,146 @@ class MotionDetector:
     # ----------------------------------------------------------------- per frame
 
     def update(self, luma: np.ndarray) -> MotionResult:
-        """Examine one frame and learn from it."""
+        """Examine one frame and learn from it: the stages in order."""
         if self._in_shape != luma.shape[:2]:
             self._setup(luma)
         cur = self._prepare(luma)
         if self._warm:
             return self._warmup(cur)
         self._frames += 1
-        if self._relearn > 0:
-            self._relearn -= 1
+        # 1. Settling after a light change: re-learning (nothing to report), or the aftermath.
+        phase = self._settling.next_frame()
+        if phase == LightSettling.RELEARN:
             return self._relearning(cur, light=False)
-        after = self._after > 0
-        if after:
-            self._after -= 1
+        after = phase == LightSettling.AFTERMATH
+        # 2. Global gain: a step in the whole picture's brightness is exposure or a light.
         gain = self._gain(cur)
         if abs(gain - 1.0) > LIGHT_GAIN_STEP:
-            # The whole picture got brighter or darker at once: exposure or a light.
-            self._relearn = self._relearn_frames
+            self._settling.light_changed()
             self.debug = {"gain": gain}
             return self._relearning(cur, light=True)
-        if abs(gain - 1.0) < 0.01:
-            gain = 1.0
-            lo, hi = self._lo, self._hi
-        else:
-            lo = cv2.convertScaleAbs(self._lo, alpha=gain)
-            hi = cv2.convertScaleAbs(self._hi, alpha=gain)
-
-        # Difference outside the neighbourhood's background range, against each pixel's threshold.
-        diff = cv2.add(cv2.subtract(cur, hi), cv2.subtract(lo, cur))
-        changed = cv2.compare(diff, self._thresh, cv2.CMP_GT)
-        if self._mask is not None:
-            changed = cv2.bitwise_and(changed, self._mask)
-        n_changed = cv2.countNonZero(changed)
+        gain = 1.0 if abs(gain - 1.0) < 0.01 else gain
+        # 3. Changed pixels: outside the neighbourhood's background range by the pixel's threshold.
+        changed, n_changed = self._changed(cur, gain)
         frac = n_changed / self._examined
         self.debug = {"gain": gain, "frac": frac}
         if n_changed < self._min_px:
-            self._remember(cur)
+            self._transient.quiet_frame()
+            self._abrupt.remember(cur)
             self._learn(cur, gain, None)
             return MotionResult(motion=False)
-
         # Half size from here on: 2x2 pixels must be at least half changed (isolated noise
         # pixels vanish), and morphology, structure test and contours cost a quarter.
         changed2 = cv2.resize(changed, self._half, interpolation=cv2.INTER_AREA)
         changed2 = cv2.threshold(changed2, 100, 255, cv2.THRESH_BINARY)[1]
-        # The structure test: on every other frame at most while the change grows steadily (one
-        # frame of unjudged change cannot start an event), at once when the change jumps.
-        test = after or (frac > STRUCTURE_MIN_FRAC and (
-            self._frames - self._tested_at >= 2 or frac > 1.25 * self._tested_frac + 0.005
-        ))
-        if test:
-            self._tested_at, self._tested_frac = self._frames, frac
+        cur2 = None  # the frame at half size, once needed
+        # 4. Structure: light keeps the local pattern (global light change, local light patches).
+        if self._structure.due(self._frames, frac, after):
             cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
-            ref2 = cv2.resize(self._bg8, self._half, interpolation=cv2.INTER_AREA)
-            if gain != 1.0:
-                ref2 = cv2.convertScaleAbs(ref2, alpha=gain)
-            chg, textured, kept, broken = self._structure(cur2, ref2, changed2)
-            n_chg = int(np.count_nonzero(chg))
-            judged = int(np.count_nonzero(chg & textured))
-            n_kept = int(np.count_nonzero(chg & kept))
-            chg_share = n_chg / max(1, chg.size)
-            self.debug.update(chg_share=chg_share, judged=judged, kept=n_kept)
-            big = self.cfg.light_change_pct / 100.0
-            # Evidence: enough of the changed blocks must be textured to judge their structure.
-            enough = judged >= max(LIGHT_MIN_JUDGED, LIGHT_JUDGED_SHARE * n_chg)
-            light = (
-                (chg_share > LIGHT_MIN_SHARE * big and enough and n_kept >= LIGHT_KEPT_SHARE * judged)
-                or (frac > big and n_kept >= 0.5 * judged)
-                or frac > GLOBAL_CHANGE_FRAC
-            )
-            if light:
-                self._relearn = self._relearn_frames
-                self._lit2 = None
+            verdict = self._structure.judge(cur2, self._half_ref(gain), changed2, frac)
+            self.debug.update(self._structure.debug)
+            if verdict.light:
+                self._settling.light_changed()
                 return self._relearning(cur, light=True)
-            self._lit2 = None
-            if after and np.count_nonzero(chg & broken) < AFTERMATH_STRUCT:
+            if after and verdict.broken < AFTERMATH_STRUCT:
                 # Still settling after a light change, and nothing broke the scene's structure.
-                cv2.accumulateWeighted(cur, self._bg, self._a_after)
-                self._refresh_background()
-                self._fg_any = False
-                self._remember(cur)
-                return MotionResult(motion=False)
-            if n_kept:
-                # Local light (a sun patch, headlights, a shadow): not motion, here and in the next
-                # frame. That is every structure-keeping block, and every changed region (at block
-                # level) in which all the blocks that can be judged kept their structure.
-                lit_blocks = chg & kept
-                n_reg, regions = cv2.connectedComponents(chg.astype(np.uint8), connectivity=8)
-                if n_reg > 2 or n_kept < judged:
-                    judged_in = np.bincount(regions[chg & textured], minlength=n_reg)
-                    kept_in = np.bincount(regions[chg & kept], minlength=n_reg)
-                    shading = (judged_in >= SHADING_MIN_JUDGED) & (kept_in == judged_in)
-                    shading[0] = False
-                    lit_blocks |= shading[regions]
-                elif judged >= SHADING_MIN_JUDGED:  # one region, all judged blocks kept
-                    lit_blocks = chg
-                lit = cv2.resize(lit_blocks.astype(np.uint8) * 255, self._blocks_half,
-                                 interpolation=cv2.INTER_NEAREST)
-                self._lit2 = cv2.copyMakeBorder(lit, 0, self._half[1] - lit.shape[0], 0,
-                                                self._half[0] - lit.shape[1], cv2.BORDER_CONSTANT, 0)
-        elif frac <= STRUCTURE_MIN_FRAC:
-            self._lit2 = None
-        if self._lit2 is not None:
-            changed2 = cv2.subtract(changed2, self._lit2)
-
+                self._structure.lit2 = None
+                self._transient.quiet_frame()
+                return self._settling_step(cur)
+        if self._structure.lit2 is not None:
+            # (not over the objects of the last frame: a small dim person on textured grass
+            # looks like a light patch to one 8x8 block's correlation, and would be lost)
+            lit2 = self._structure.lit2
+            if self._abrupt.found2 is not None:
+                lit2 = cv2.subtract(lit2, self._abrupt.found2)
+            changed2 = cv2.subtract(changed2, lit2)
+        # 5. Regions, each kept only if it lasts (not an insect crossing) and its change arrived
+        # abruptly (or it was found before).
         fg2 = cv2.morphologyEx(changed2, cv2.MORPH_CLOSE, self._k_close)
         contours, _ = cv2.findContours(fg2, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        boxes: list[tuple[int, int, int, int]] = []
+        self._abrupt.flag(cur, changed2, self._thresh_ff2, cur2)
+        self._transient.start(fg2)
+        objects, transients = self._objects(contours)
+        # 6. Report, and learn everywhere but under the objects (and the insects).
+        return self._report(cur, gain, fg2, objects, transients)
+
+    def _changed(self, cur: np.ndarray, gain: float) -> tuple[np.ndarray, int]:
+        """Pixels outside the range of their 3x3 background neighbourhood (scaled by the gain)
+        by more than their own threshold, masks applied; and how many."""
+        if gain == 1.0:
+            lo, hi = self._lo, self._hi
+        else:
+            lo = cv2.convertScaleAbs(self._lo, alpha=gain)
+            hi = cv2.convertScaleAbs(self._hi, alpha=gain)
+        diff = cv2.add(cv2.subtract(cur, hi), cv2.subtract(lo, cur))
+        changed = cv2.compare(diff, self._thresh, cv2.CMP_GT)
+        if self._mask is not None:
+            changed = cv2.bitwise_and(changed, self._mask)
+        return changed, cv2.countNonZero(changed)
+
+    def _half_ref(self, gain: float) -> np.ndarray:
+        """The (gain-scaled) background at half size, for the structure test."""
+        ref2 = cv2.resize(self._bg8, self._half, interpolation=cv2.INTER_AREA)
+        if gain != 1.0:
+            ref2 = cv2.convertScaleAbs(ref2, alpha=gain)
+        return ref2
+
+    def _objects(self, contours: list[np.ndarray]) -> tuple[list[Region], list[np.ndarray]]:
+        """The contours big enough, accepted by the abrupt-change test and lasting, with their
+        half-size bounding boxes and areas; and the contours of small fast blobs."""
         objects = []
-        area = 0.0
+        transients = []
         min_px2 = self._min_px / 4.0
-        sx, sy = 2.0 * self._sx, 2.0 * self._sy
-        judge = bool(self._recent)
-        if judge:
-            # Abrupt change (see ABRUPT_S): flag pixels that jumped within the last quarter second,
-            # keep the flags while the pixels stay changed.
-            cur2 = cv2.resize(cur, self._half, interpolation=cv2.INTER_AREA)
-            old2 = cv2.resize(self._recent[0], self._half, interpolation=cv2.INTER_AREA)
-            jumped = cv2.compare(cv2.absdiff(cur2, old2), self._thresh_ff2, cv2.CMP_GT)
-            self._abrupt2 = cv2.bitwise_and(cv2.bitwise_or(self._abrupt2, jumped), changed2)
         for cnt in contours:
             a = cv2.contourArea(cnt)
-            if a < min_px2:
+            if a < 0.5 * min_px2:
                 continue
-            x, y, w, h = cv2.boundingRect(cnt)
-            if judge:
-                # A new region whose change crept in is shading (a soft shadow or light on an
-                # untextured wall, where the structure test has nothing to judge): it is learnt
-                # into the background like any quiet pixel. A found one stays found (a person
-                # who stops, a plain-coloured car that slows down).
-                roi = (slice(y, y + h), slice(x, x + w))
-                found = self._found2 is not None and cv2.countNonZero(self._found2[roi]) > 0
-                if not found and cv2.countNonZero(self._abrupt2[roi]) < max(1.0, ABRUPT_SHARE * a):
-                    continue
-            objects.append(cnt)
-            area += a
-            boxes.append(clip_box(int(x * sx), int(y * sy), math.ceil((w + 1) * sx),
-                                  math.ceil((h + 1) * sy), self._in_shape[1], self._in_shape[0]))
+            box = cv2.boundingRect(cnt)
+            if a < min_px2:
+                # Hysteresis: an object found in the last frame may shrink to half the minimum
+                # area (someone small and far away, whose outline the noise nibbles at).
+                if self._abrupt.was_found(box):
+                    objects.append((cnt, box, a))
+                continue
+            if not self._abrupt.accepts(box, a):
+                continue  # crept in: shading, learnt like any quiet pixel
+            if self._transient.is_transient(cnt, box, a):
+                transients.append(cnt)
+            else:
+                objects.append((cnt, box, a))
+        # While something real moves, blobs by it are its parts (a fast car breaks up into
+        # pieces), not insects; they do not make it last longer, though.
+        self._transient.saw_objects([(box, a) for _, box, a in objects])
+        if transients and self._transient.recent_box is not None:
+            near = [self._transient.near_object(cv2.boundingRect(c)) for c in transients]
+            objects += [(c, cv2.boundingRect(c), cv2.contourArea(c))
+                        for c, n in zip(transients, near, strict=True) if n]
+            transients = [c for c, n in zip(transients, near, strict=True) if not n]
+        return objects, transients
+
+    def _report(self, cur: np.ndarray, gain: float, fg2: np.ndarray, objects: list[Region],
+                transients: list[np.ndarray]) -> MotionResult:
+        """The result (boxes in input coordinates); objects and small fast blobs are excluded from
+        learning (a bright moth would leave a ghost in the background that looks like an object
+        for seconds), specks (leaves, noise) teach the noise level."""
+        sx, sy = 2.0 * self._sx, 2.0 * self._sy
+        boxes = [clip_box(int(x * sx), int(y * sy), math.ceil((w + 1) * sx),
+                          math.ceil((h + 1) * sy), self._in_shape[1], self._in_shape[0])
+                 for _, (x, y, w, h), _ in objects]
+        area = sum(a for _, _, a in objects)
         fg = None
-        self._remember(cur)
-        if objects:
-            # Objects are excluded from learning; specks (leaves, noise) teach the noise level.
+        self._abrupt.remember(cur)
+        if objects or transients:
             fg2[:] = 0
-            cv2.drawContours(fg2, objects, -1, 255, -1)
-            self._found2 = fg2.copy()
-            fg = cv2.resize(fg2, self._down.size, interpolation=cv2.INTER_NEAREST)
+            cv2.drawContours(fg2, [cnt for cnt, _, _ in objects], -1, 255, -1)
+            if objects:
+                self._abrupt.found(fg2)
+            if transients:
+                cv2.drawContours(fg2, transients, -1, 255, -1)
+            # The contours run through the outer pixels' centres and the 2x2 vote thins an object:
+            # its rim is no background either (else a small, slow object is eaten from its edge).
+            fg = cv2.resize(cv2.dilate(fg2, self._k_open), self._down.size,
+                            interpolation=cv2.INTER_NEAREST)
             q = cv2.resize(fg2, self._coarse_steps[1], interpolation=cv2.INTER_AREA)
             q = cv2.resize(q, self._coarse_steps[2], interpolation=cv2.INTER_AREA)
             self._quiet_coarse = cv2.threshold(q, 0, 255, cv2.THRESH_BINARY_INV)[1]
@@ -597,23 +529,28 @@ class MotionDetector:
                 self._quiet_coarse = None  # mostly covered: the plain means are all there is
         self._learn(cur, gain, fg)
         area_pct = 100.0 * 4.0 * area / self._npx
-        return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes)
+        return MotionResult(motion=bool(boxes), area_pct=area_pct, boxes=boxes,
+                            transient=len(transients))
 
-    def _remember(self, cur: np.ndarray) -> None:
-        """Keep the frame for the abrupt-change test (a reference: `cur` is never written to);
-        no objects found in it unless the caller says so after."""
-        self._recent.append(cur)
-        self._found2 = None
+    def _settling_step(self, cur: np.ndarray) -> MotionResult:
+        """In the aftermath of a light change, with nothing that broke the structure: follow the
+        picture (time constant AFTERMATH_TAU_S), report nothing."""
+        cv2.accumulateWeighted(cur, self._bg, self._a_after)
+        self._refresh_background()
+        self._fg_any = False
+        self._abrupt.remember(cur)
+        return MotionResult(motion=False)
 
     def _relearning(self, cur: np.ndarray, light: bool) -> MotionResult:
         """After a light change: pull the background to the new picture quickly, report nothing."""
         cv2.accumulateWeighted(cur, self._bg, self._a_relearn)
         self._refresh_background()
         self._fg_any = False
-        self._after = self._aftermath_frames
-        self._prev_slow = None  # the light change is not flicker
-        self._remember(cur)
-        self._abrupt2[:] = 0  # the light change is not abrupt change either
+        self._settling.relearnt()
+        self._restless.forget_last()  # the light change is not flicker
+        self._abrupt.remember(cur)
+        self._abrupt.forget_flags()  # the light change is not abrupt change either
+        self._transient.forget()
         return MotionResult(motion=False, light_change=light)
 
     def _learn(self, cur: np.ndarray, gain: float, fg: np.ndarray | None) -> None:
@@ -632,4 +569,3 @@ class MotionDetector:
             # The derived images follow the background (time constant: seconds) every few frames.
             self._refresh_background()
             self._learn_slow(cur, gain)
-
