@@ -8,6 +8,7 @@ out the luma plane and a callable that produces the colour image on demand, vali
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -67,3 +68,16 @@ class Camera(Protocol):
     def read(self) -> Frame: ...
 
     def close(self) -> None: ...
+
+
+def file_frame_times(index: int, fps: float, t0_mono: float, t0_wall: float, realtime: bool
+                     ) -> tuple[float, float]:
+    """(monotonic, wall) time of frame `index` of a file played from (t0_mono, t0_wall): the
+    frame's place in the file, not the decoding speed. With `realtime`, waits until that time
+    (a file standing in for a live camera)."""
+    t = index / fps
+    if realtime:
+        delay = t0_mono + t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    return t0_mono + t, t0_wall + t

@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from homesec.camera.base import CameraError, EndOfStream, Frame
+from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
 from homesec.system.credentials import redact_url
 
 
@@ -86,12 +86,7 @@ class OpenCVCamera:
         self._index += 1
         self._file_index += 1
         if self.file:
-            t = i / self.fps
-            if self.realtime:
-                delay = self._t0_mono + t - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            mono, wall = self._t0_mono + t, self._t0_wall + t
+            mono, wall = file_frame_times(i, self.fps, self._t0_mono, self._t0_wall, self.realtime)
         else:
             mono, wall = time.monotonic(), time.time()
         luma = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)

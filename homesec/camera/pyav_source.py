@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from homesec.camera.base import CameraError, EndOfStream, Frame
+from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
 from homesec.camera.opencv_source import is_file
 from homesec.system.credentials import redact_url
 
@@ -176,12 +176,7 @@ class PyAVCamera:
         self._index += 1
         self._file_index += 1
         if self.file:
-            t = i / self.fps
-            if self.realtime:
-                delay = self._t0_mono + t - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            mono, wall = self._t0_mono + t, self._t0_wall + t
+            mono, wall = file_frame_times(i, self.fps, self._t0_mono, self._t0_wall, self.realtime)
         else:
             mono, wall = time.monotonic(), time.time()
         luma = luma_of(av_frame, self.detect_width)

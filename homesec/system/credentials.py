@@ -42,20 +42,7 @@ def smtp_password(environ: Mapping[str, str] | None = None) -> Secret:
     """The SMTP password from $HOMESEC_SMTP_PASSWORD, else $CREDENTIALS_DIRECTORY/smtp_password.
 
     A trailing newline (as `echo pw > file` leaves) is not part of the password."""
-    env = os.environ if environ is None else environ
-    value = env.get(PASSWORD_ENV)
-    if value:
-        return Secret(value, f"${PASSWORD_ENV}")
-    cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir:
-        path = Path(cred_dir) / CREDENTIAL_NAME
-        try:
-            return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"), str(path))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            return Secret(None, f"{path} (unreadable: {exc.strerror})")
-    return Secret(None, "not set")
+    return _secret(PASSWORD_ENV, CREDENTIAL_NAME, environ)
 
 
 MQTT_PASSWORD_ENV = "HOMESEC_MQTT_PASSWORD"
@@ -79,6 +66,8 @@ def mqtt_pin(environ: Mapping[str, str] | None = None) -> Secret:
 
 
 def _secret(env_name: str, cred_name: str, environ: Mapping[str, str] | None) -> Secret:
+    """A secret from the environment variable, else from the systemd credential of that name
+    (a trailing newline stripped), else "not set"; an unreadable file says why."""
     env = os.environ if environ is None else environ
     value = env.get(env_name)
     if value:
