@@ -401,7 +401,14 @@ def run_daemon(root: Path) -> None:
                               text=True)
     try:
         status = root / "run/homesec/status.json"
-        wait_for(status.exists, 60, what="the daemon's status file", interval=0.5)
+
+        def status_written() -> bool:
+            if daemon.poll() is not None:  # say why, rather than wait out the deadline
+                raise AssertionError(f"homesec run exited with {daemon.returncode}: "
+                                     f"{daemon.stdout.read() if daemon.stdout else ''}")
+            return status.exists()
+
+        wait_for(status_written, 60, what="the daemon's status file", interval=0.5)
 
         def events() -> int:
             with sqlite3.connect(f"file:{root}/var/lib/homesec/homesec.db?mode=ro", uri=True) as db:
