@@ -46,3 +46,14 @@ def test_wheel_carries_web_assets(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", script], cwd="/", env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    """The quick form of the wheel check above (which is slow): pyproject lists its packages by
+    hand, and a package left out installs without it (homesec.alarm once did: the installed
+    daemon could not start)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "homesec").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
