@@ -62,7 +62,7 @@ def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (apt: systemd)")
 def test_security_exposure_stays_low(tmp_path: Path) -> None:
-    """`systemd-analyze security` (offline) rates both units; the README quotes the scores."""
+    """`systemd-analyze security` (offline) rates both units; docs/install.md quotes the scores."""
     for name in UNITS:
         text = (REPO / "systemd" / name).read_text().replace(INSTALLED_HOMESEC, DEV_HOMESEC)
         (tmp_path / name).write_text(text)
