@@ -8,20 +8,24 @@ One run measures, on a temp state dir:
 2. the real capture daemon (`homesec run`, a subprocess as systemd runs it) at 1280x720, 15 fps,
    armed, mail on (a real aiosmtpd server, STARTTLS + AUTH, on 127.0.0.1), for --seconds on each
    source: the demo scene and a 1280x720 H.264 file (made here with ffmpeg from a dev clip, looped
-   in real time through the opencv source). Peak RSS (VmHWM), mean RSS, events and mails seen.
-   Each source twice: with glibc's default malloc arenas (one per thread, up to 8 x cores) and
-   with MALLOC_ARENA_MAX=2 as homesec-capture.service sets it: what the cut saves;
+   in real time through the opencv source, decoded by PyAV). Peak RSS (VmHWM), mean RSS, events
+   and mails seen. Each source three ways: glibc's default malloc arenas (one per thread, up to
+   8 x cores); MALLOC_ARENA_MAX=2 as homesec-capture.service sets it; and the same with clips off
+   (no encoder, no PyAV on the demo source): the baseline that shows what clips cost;
+   with --before REV also the same runs on an older commit (a temporary git worktree of REV,
+   same venv): the before/after of a memory change in one run;
 3. the web service (`homesec web`: gunicorn master + 2 workers) after a few requests: RSS, PSS
    (shared pages counted once) and whether any process mapped numpy or OpenCV (it must not).
 
 Goal: capture peak < 100 MB. Prints a table; docs/memory.md quotes it and derives MemoryMax.
 
-    .venv/bin/python benchmarks/memory.py [--seconds 40]
+    .venv/bin/python benchmarks/memory.py [--seconds 40] [--before REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +51,7 @@ IMPORT_STEPS = [
     ("interpreter", ""),
     ("+ numpy", "import numpy"),
     ("+ OpenCV (cv2)", "import cv2"),
+    ("+ PyAV (av: clip encoder, file decoder)", "import av"),
     ("+ homesec capture (daemon, detector, store)", "import homesec.capture.daemon"),
     ("+ mail (alerts worker, smtplib, ssl, email)", "import homesec.alerts.worker"),
 ]
@@ -90,16 +96,16 @@ def make_720p_file(tmp: Path) -> Path:
     return out
 
 
-# glibc malloc settings tried, as homesec-capture.service could set them in Environment=.
-MALLOC_VARIANTS: list[tuple[str, dict[str, str]]] = [
-    ("glibc default", {}),
-    ("MALLOC_ARENA_MAX=2", {"MALLOC_ARENA_MAX": "2"}),
-    ("+ MMAP_THRESHOLD_=128K", {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}),
+# Variants run per source: (label, malloc environment, clips on).
+VARIANTS: list[tuple[str, dict[str, str], bool]] = [
+    ("glibc default", {}, True),
+    ("MALLOC_ARENA_MAX=2 (unit)", {"MALLOC_ARENA_MAX": "2"}, True),
+    ("ARENA_MAX=2, clips off", {"MALLOC_ARENA_MAX": "2"}, False),
 ]
 
 
 def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, malloc_env: dict[str, str],
-               smtp_port: int, ca: Path) -> dict[str, float]:
+               smtp_port: int, ca: Path, clips: bool = True, tree: Path = REPO) -> dict[str, float]:
     """`homesec run` for `seconds`; RSS samples every 0.2 s, the kernel's peak at the end."""
     root.mkdir(parents=True)
     data = config_dict(root, "starttls", smtp_port, None, ca_file=str(ca), min_interval_s=5.0,
@@ -109,6 +115,7 @@ def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, mallo
         assert clip is not None
         data["camera"].update(source="opencv", device=str(clip), loop=True)
     data["events"] = {"post_motion_s": 2.0}
+    data["clips"] = {"enabled": clips}
     path = write_toml(root / "config.toml", data)
     store = Store(root / "state" / "homesec.db")
     store.set_arm(True, "benchmark")
@@ -117,7 +124,7 @@ def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, mallo
     env.update(HOMESEC_SMTP_PASSWORD=PASSWORD, PYTHONUNBUFFERED="1", **malloc_env)
     log = open(root / "daemon.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "homesec.cli", "run", "--config", str(path)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tree)
     samples, anon = [], []
     peak = 0
     try:
@@ -174,14 +181,34 @@ def run_web(root: Path) -> dict[str, float]:
         proc.wait(timeout=20)
 
 
+@contextlib.contextmanager
+def checkout(rev: str | None, where: Path) -> Iterator[Path | None]:
+    """A temporary detached git worktree of `rev` (removed afterwards), or None."""
+    if rev is None:
+        yield None
+        return
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(where), rev],
+                   check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)],
+                       check=False)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=40.0, help="per daemon run (6 runs)")
+    ap.add_argument("--seconds", type=float, default=40.0, help="per daemon run (6 runs, +2 with "
+                    "--before)")
+    ap.add_argument("--before", metavar="REV", help="also run the daemon (as the unit runs it) "
+                    "from this git revision, for a before/after in the same run")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         print("needs ffmpeg (apt-get install ffmpeg) for the 720p file", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="homesec-mem-") as tmp_s:
+    unit_label, unit_env, _ = VARIANTS[1]
+    with tempfile.TemporaryDirectory(prefix="homesec-mem-") as tmp_s, \
+            checkout(args.before, Path(tmp_s) / "before") as before_tree:
         tmp = Path(tmp_s)
         layers = import_layers()
         clip = make_720p_file(tmp)
@@ -190,9 +217,13 @@ def main() -> int:
         runs = []
         try:
             for source in ("demo", "file"):
-                for i, (label, malloc_env) in enumerate(MALLOC_VARIANTS):
+                if before_tree is not None:
+                    r = run_daemon(tmp / f"{source}-before", source, clip, args.seconds, unit_env,
+                                   srv.port, certs.ca, tree=before_tree)
+                    runs.append((source, f"before: {args.before}", r))
+                for i, (label, malloc_env, clips) in enumerate(VARIANTS):
                     r = run_daemon(tmp / f"{source}-{i}", source, clip, args.seconds, malloc_env,
-                                   srv.port, certs.ca)
+                                   srv.port, certs.ca, clips=clips)
                     runs.append((source, label, r))
             mails = len(srv.messages)
         finally:
@@ -206,20 +237,17 @@ def main() -> int:
         prev = mb
     print(f"\ncapture daemon, {WIDTH}x{HEIGHT} @ {FPS} fps, armed, mail on (STARTTLS+AUTH), "
           f"{args.seconds:.0f} s per run; {mails} alert mails in all:")
-    print(f"  {'source':8} {'malloc':22} {'peak RSS':>9} {'mean RSS':>9} "
+    print(f"  {'source':8} {'run':26} {'peak RSS':>9} {'mean RSS':>9} "
           f"{'anon peak':>10} {'anon mean':>10} {'events':>7}")
-    base: dict[str, float] = {}
+    unit = {source: r["peak"] for source, label, r in runs if label == unit_label}
     for source, label, r in runs:
-        ratio = ""
-        if source not in base:
-            base[source] = r["peak"]
-        else:
-            ratio = f"  {r['peak'] / base[source]:.2f}x of default"
+        ratio = "" if label == unit_label else f"  {r['peak'] / unit[source]:.2f}x of the unit's"
         goal = "OK" if r["peak"] < 100 else "OVER 100 MB"
-        print(f"  {source:8} {label:22} {r['peak']:7.1f} MB {r['mean']:7.1f} MB "
+        print(f"  {source:8} {label:26} {r['peak']:7.1f} MB {r['mean']:7.1f} MB "
               f"{r['anon_peak']:8.1f} MB {r['anon_mean']:8.1f} MB {r['events']:7d}  {goal}{ratio}")
     print("  (anon = heap and buffers, what must fit in RAM; the rest of RSS is the mapped code of\n"
-          "   Python, numpy and OpenCV: clean file pages the kernel drops and re-reads under pressure)")
+          "   Python, numpy, OpenCV and PyAV: clean file pages the kernel drops and re-reads under\n"
+          "   pressure)")
     print(f"\nweb service (gunicorn master + 2 workers, {web['procs']} processes): RSS "
           f"{web['rss']:.1f} MB, PSS {web['pss']:.1f} MB; numpy mapped: {web['numpy']}, "
           f"OpenCV mapped: {web['cv2']}")

@@ -43,7 +43,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 
@@ -53,6 +52,9 @@ from homesec.config import Config
 
 log = logging.getLogger("homesec.capture.recording")
 
+# _AV_NOTE: PyAV (av) is imported in the functions that encode or mux, not here: with its own
+# FFmpeg it adds ~25 MB RSS, which a daemon with clips off (or the Pi camera path, which muxes
+# in picam_recording) need not pay (docs/memory.md).
 TIME_BASE = Fraction(1, 90000)  # the usual MP4 video clock
 PART_SUFFIX = ".mp4.part"
 GOP_S = 0.5  # I-frame period: the pre-roll starts at most this much before its target
@@ -122,6 +124,7 @@ class ClipWriter:
     """One MP4 file being written under a temporary name."""
 
     def __init__(self, final: Path, template: Any, first: EncodedPacket) -> None:
+        import av  # lazily: see _AV_NOTE
         self.final = final
         self.part_path = final.with_name(final.stem + PART_SUFFIX)
         self.start_mono, self.start_wall = first.mono_s, first.wall_s
@@ -140,6 +143,7 @@ class ClipWriter:
 
     def write(self, pkt: EncodedPacket) -> None:
         """Mux one packet (times relative to the clip's first packet)."""
+        import av  # lazily: see _AV_NOTE
         p = av.Packet(pkt.data)
         p.pts = p.dts = round((pkt.mono_s - self.start_mono) / TIME_BASE)
         p.time_base = TIME_BASE
@@ -245,6 +249,7 @@ class ClipSink:
         self._write(pkt)
 
     def _write(self, pkt: EncodedPacket) -> None:
+        import av  # lazily: see _AV_NOTE
         job = self.job
         assert job is not None
         w = job.writer
@@ -280,6 +285,7 @@ class ClipSink:
         self.on_disk_full()
 
     def _close_part(self) -> None:
+        import av  # lazily: see _AV_NOTE
         job = self.job
         if job is None or job.writer is None:
             return
@@ -306,6 +312,7 @@ class PyavEncoder:
     """BGR frames -> H.264 packets with libx264 (see the module docstring for the settings)."""
 
     def __init__(self, width: int, height: int, fps: float, crf: int) -> None:
+        import av  # lazily: see _AV_NOTE
         self.size = (width, height)
         # The encoder lives in a stream of a container that is never written: its packets can
         # then be muxed into each clip file with add_stream_from_template, without a second
@@ -323,6 +330,7 @@ class PyavEncoder:
 
     def encode(self, image: np.ndarray, mono_s: float, wall_s: float) -> Iterator[EncodedPacket]:
         """Encode one frame (resized to the clip size if needed)."""
+        import av  # lazily: see _AV_NOTE
         w, h = self.size
         if image.shape[1] != w or image.shape[0] != h:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -435,6 +443,7 @@ class PyavClipRecorder(threading.Thread):
                 self.sink.end(ev, t)
 
     def run(self) -> None:
+        import av  # lazily: see _AV_NOTE
         try:
             encoder = PyavEncoder(*self.size, self.fps, self.cfg.clips.crf)
         except (av.FFmpegError, ValueError) as exc:
