@@ -67,7 +67,8 @@ def test_phone_login_arm_countdown_event_disarm(system: System) -> None:
             expect(label).to_have_text("ARMING", timeout=EXIT_DELAY_S * 1000)
             expect(page.locator("#countdown")).to_contain_text("armed in")
             page.screenshot(path=str(ARTIFACTS / "phone-3-arming.png"))
-            expect(label).to_have_text("ARMED", timeout=30_000)
+            # ARMED, or at once PENDING/TRIGGERED when the demo person is in view as it ends
+            expect(label).to_have_text(re.compile("^(ARMED|PENDING|TRIGGERED)$"), timeout=30_000)
             expect(page.locator("#countdown")).to_be_hidden()
             arm = system.request("GET", "/status")[1]["arm"]
             assert arm["armed"] is True
@@ -126,12 +127,13 @@ def check_countdown(log: list[list[Any]], deadline_ts: float) -> None:
     """What the owner saw while arming: DISARMED, then ARMING counting down from at most the
     delay asked for without ever going up, then ARMED at or after the stored deadline and within
     a bound generous enough for a loaded machine (the page aims at half a second)."""
+    # (the demo person may be in view when arming ends, or walk in later: PENDING and TRIGGERED
+    # are armed states too, and may come straight after ARMING)
+    armed_states = {"ARMED", "PENDING", "TRIGGERED"}
     labels = [label for _, label, _ in log]
-    assert "ARMING" in labels and labels[-1] == "ARMED", log
-    first_armed = labels.index("ARMED")
-    # (the demo person may walk in once armed: PENDING / TRIGGERED are armed states too)
-    assert set(labels[first_armed:]) <= {"ARMED", "PENDING", "TRIGGERED"}, \
-        f"left ARMED again: {log}"
+    assert "ARMING" in labels and labels[-1] in armed_states, log
+    first_armed = next(i for i, label in enumerate(labels) if label in armed_states)
+    assert set(labels[first_armed:]) <= armed_states, f"left the armed states again: {log}"
     shown = [int(n) for _, label, n in log[:first_armed] if label == "ARMING" and n is not None]
     assert shown and max(shown) <= EXIT_DELAY_S, f"countdown above the {EXIT_DELAY_S} s asked: {log}"
     assert all(a >= b for a, b in itertools.pairwise(shown)), f"countdown rose: {log}"
