@@ -57,6 +57,14 @@ class CameraSupervisor:
         self.hung = True
         self.is_open = False
 
+    def _failed(self, err: str, backoff: float) -> float:
+        """After a failed open or read: close, wait `backoff` (not when the close hung: the loop
+        then ends), and return the next, doubled backoff."""
+        self._lost(err)
+        if not self.hung:
+            self._wait(backoff)
+        return min(backoff * 2, self.max_backoff_s)
+
     def _wait(self, seconds: float) -> None:
         if self.on_wait is not None:
             self.on_wait()
@@ -74,11 +82,7 @@ class CameraSupervisor:
                     self._hung(exc)
                     break
                 except CameraError as exc:
-                    self._lost(str(exc))
-                    if self.hung:
-                        break
-                    self._wait(backoff)
-                    backoff = min(backoff * 2, self.max_backoff_s)
+                    backoff = self._failed(str(exc), backoff)
                     continue
             try:
                 frame = self.camera.read()
@@ -86,11 +90,7 @@ class CameraSupervisor:
                 self.ended = True
                 return None
             except CameraError as exc:
-                self._lost(str(exc))
-                if self.hung:
-                    break
-                self._wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
+                backoff = self._failed(str(exc), backoff)
                 continue
             if self.lost_since is not None:
                 log.warning("camera back after %.1f s", time.time() - self.lost_since)
