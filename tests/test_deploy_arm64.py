@@ -141,6 +141,8 @@ def analyze_events(cmd: list[str], clip: str) -> list[dict[str, float]]:
 
 
 def test_deploy_on_arm64(arm64_root: Path) -> None:
+    if not (DEV_CLIPS / CLIP).is_file():  # a clone outside the workplace (CI has ../shared)
+        pytest.skip(f"the dev clip the arm64 analyze check compares is not present: {DEV_CLIPS / CLIP}")
     root = arm64_root
     # The root really is arm64, and its programs run (through qemu).
     assert in_root(root, "dpkg", "--print-architecture").stdout.strip() == ARCH
