@@ -15,7 +15,7 @@ from typing import Any
 from homesec.camera import video_camera
 from homesec.camera.base import EndOfStream
 from homesec.capture.events import Event, EventTracker
-from homesec.capture.motion import MotionDetector
+from homesec.capture.motion import MotionDetector, use_one_opencv_thread
 from homesec.config import Config
 
 DEFAULT_FPS = 25.0
@@ -52,6 +52,7 @@ def event_json(ev: Event, fps: float) -> dict[str, Any]:
 def analyze(video: str, cfg: Config, fps: float | None = None, decoder: str | None = None
             ) -> Iterator[dict[str, Any]]:
     """Yield an event object as each event ends, then the summary object."""
+    use_one_opencv_thread()
     cam = video_camera(video, fps or 0.0, decoder or cfg.camera.decoder,
                        detect_width=cfg.motion.detect_width)
     cam.open()

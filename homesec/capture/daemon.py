@@ -24,7 +24,7 @@ from homesec.camera import Camera, Frame, make_camera
 from homesec.capture.events import EventTracker
 from homesec.capture.frame_rate import FrameRateMeter
 from homesec.capture.live import LivePublisher
-from homesec.capture.motion import MotionDetector
+from homesec.capture.motion import MotionDetector, use_one_opencv_thread
 from homesec.capture.recorder import EventRecorder
 from homesec.capture.recording import make_clip_recorder
 from homesec.capture.status import write_status
@@ -190,6 +190,7 @@ class Daemon:
 
     def run(self) -> None:
         """Start up, loop over frames until stopped, shut down cleanly."""
+        use_one_opencv_thread()
         self.init_dirs()
         self.init_store()
         self.start_workers()

@@ -151,6 +151,18 @@ def mask_image(masks: list[MaskConfig], width: int, height: int) -> np.ndarray |
     return img
 
 
+def use_one_opencv_thread() -> None:
+    """Run OpenCV's functions on the calling thread only, for the whole process.
+
+    Why: by default OpenCV splits each call over a pool of one thread per core. The capture
+    loop's calls work on small images (the detector's 320-pixel frame, one 720p halving), where
+    waking the pool costs more than it saves: measured on a 720p H.264 file, `homesec analyze`
+    used 11 % less CPU in all, and ran faster too, with one thread (benchmarks/decode.py). On a
+    Pi the cores are better left to the decoder, the encoder and the web service.
+    """
+    cv2.setNumThreads(1)
+
+
 def alpha_for(tau_s: float, dt_s: float) -> float:
     """Per-step weight of an exponential average with time constant tau_s, steps dt_s apart."""
     return 1.0 - math.exp(-dt_s / tau_s)
