@@ -197,6 +197,12 @@ class ClipsConfig(Section):
     fps: float = Field(
         default=15.0, ge=1.0, le=60.0, description="clip frame rate, at most camera.fps"
     )
+    copy_h264: bool = Field(
+        default=True,
+        description="a file or network camera that sends H.264: its own video is copied into "
+        "the clips, not re-encoded (its size, rate and quality; no encoder memory or CPU); only "
+        "with width 0; false = always re-encode",
+    )
     crf: int = Field(
         default=26, ge=15, le=40,
         description="software encoder quality (lower = better and bigger); x264's constant rate factor",

@@ -15,6 +15,11 @@ and streams too, for a stream PyAV cannot open.
 Behaviour matches the OpenCV source: files can be looped and paced in real time, timestamps of
 files are frame index / fps, a network stream that ends or fails raises CameraError (the
 supervisor reconnects), and the device's password never appears in a message.
+
+Clips without re-encoding: a `packet_tap` (capture/clip_copy.py) is handed every demuxed packet
+of the video stream, with its presentation and decoding times on the frames' clock, and told when
+the stream is (re)opened. An IP camera already sends H.264: its own packets make the clip, and the
+daemon needs no encoder (memory and CPU, docs/memory.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -74,6 +79,20 @@ def luma_of(frame: Any, max_width: int | None = None) -> np.ndarray:
     return cv2.LUT(y, _EXPAND)
 
 
+STREAM_JUMP_S = 2.0  # a network stream's clock this far from ours has jumped: times restart
+
+
+class PacketTap(Protocol):
+    """Takes the source's own packets (called on the capture thread; must not block long)."""
+
+    def opened(self, stream: Any) -> None:
+        """The video stream was (re)opened; `stream` is valid only during this call."""
+
+    def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
+               dts_mono: float) -> None:
+        """One packet in decoding order; `mono_s`/`wall_s` are its presentation time."""
+
+
 class PyAVCamera:
     """Frames from a file or network stream through PyAV; luma is the decoded Y plane."""
 
@@ -95,6 +114,10 @@ class PyAVCamera:
         self._t0_mono = 0.0
         self._t0_wall = 0.0
         self.bad_packets = 0
+        self.packet_tap: PacketTap | None = None  # clips from the source's packets, if set
+        self._open_index = 0  # frame index at which the current container was opened
+        self._rate = 0.0  # the stream's own frame rate (files: its timestamps -> frame index)
+        self._tap_base: tuple[float, float] | None = None  # (stream seconds, monotonic) at base
 
     def _safe(self, exc: BaseException) -> str:
         """An FFmpeg error as text, the URL's credentials removed."""
@@ -121,16 +144,54 @@ class PyAVCamera:
             stream.codec_context.thread_count = self.threads
         self._container = container
         self._frames = self._decode(container, stream)
-        if self.file and self.fps <= 0:
-            rate = stream.average_rate or stream.guessed_rate
-            if rate and 0 < float(rate) < 240:
-                self.fps = float(rate)
+        rate = stream.average_rate or stream.guessed_rate
+        self._rate = float(rate) if rate and 0 < float(rate) < 240 else 0.0
+        if self.file and self.fps <= 0 and self._rate:
+            self.fps = self._rate
+        self._open_index = self._index
+        self._tap_base = None
+        if self.packet_tap is not None:
+            self.packet_tap.opened(stream)
+
+    def _packet_times(self, packet: Any) -> tuple[float, float, float]:
+        """(presentation mono, wall, decoding mono) of a packet, on the clock of the frames.
+
+        Files: the packet's place in the file as a frame index, timed like the frames
+        (index / fps from the start; a loop goes on where the last one ended). Streams: the
+        stream's own clock, anchored to ours at its first packet and again after a jump."""
+        tb = packet.time_base
+        pts = packet.pts if packet.pts is not None else packet.dts
+        dts = packet.dts if packet.dts is not None else pts
+        if pts is None:  # no timestamps at all: the time of the next frame
+            mono, wall = (file_frame_times(self._index, max(self.fps, 1e-6), self._t0_mono,
+                                           self._t0_wall, False) if self.file
+                          else (time.monotonic(), time.time()))
+            return mono, wall, mono
+        pts_s, dts_s = float(pts * tb), float(dts * tb)
+        if self.file:
+            if self._tap_base is None:
+                self._tap_base = (pts_s, self._t0_mono + self._open_index / max(self.fps, 1e-6))
+            base_s, base_mono = self._tap_base
+            scale = (self._rate / self.fps) if self._rate and self.fps > 0 else 1.0
+            mono, dts_mono = (base_mono + (pts_s - base_s) * scale,
+                              base_mono + (dts_s - base_s) * scale)
+            return mono, self._t0_wall + (mono - self._t0_mono), dts_mono
+        now = time.monotonic()
+        if self._tap_base is None or abs(self._tap_base[1] + pts_s - self._tap_base[0] - now
+                                         ) > STREAM_JUMP_S:
+            self._tap_base = (pts_s, now)
+        base_s, base_mono = self._tap_base
+        mono = base_mono + pts_s - base_s
+        return mono, time.time() - (now - mono), base_mono + dts_s - base_s
 
     def _decode(self, container: Any, stream: Any) -> Iterator[Any]:
         """Decoded frames; a corrupt packet is skipped and counted, not fatal."""
         import av
 
         for packet in container.demux(stream):
+            tap = self.packet_tap
+            if tap is not None and packet.size:
+                tap.packet(bytes(packet), bool(packet.is_keyframe), *self._packet_times(packet))
             try:
                 yield from packet.decode()
             except av.error.InvalidDataError:

@@ -63,12 +63,14 @@ QUEUE_FRAMES = 2  # frames waiting for the encoder; more would only hide that it
 
 @dataclass(frozen=True)
 class EncodedPacket:
-    """One H.264 access unit with the camera times of its frame."""
+    """One H.264 access unit with the camera times of its frame (its presentation time) and, for
+    a source with B-frames (copied from a camera, capture/clip_copy.py), its decoding time."""
 
     data: bytes
     keyframe: bool
     mono_s: float
     wall_s: float
+    dts_mono: float | None = None  # None: decoded when shown (our encoder: no B-frames)
 
 
 @dataclass
@@ -85,11 +87,16 @@ class ClipFile:
     dropped: int
 
 
-class PacketRing:
-    """The last `seconds` of packets, always starting at a keyframe (memory stays bounded)."""
+MAX_RING_BYTES = 48 * 1024 * 1024  # a camera with a long GOP and a high bit rate: still bounded
 
-    def __init__(self, seconds: float) -> None:
+
+class PacketRing:
+    """The last `seconds` of packets, always starting at a keyframe (memory stays bounded: a
+    copied camera stream with a very long GOP keeps at most `max_bytes`, whole GOPs dropped)."""
+
+    def __init__(self, seconds: float, max_bytes: int = MAX_RING_BYTES) -> None:
         self.seconds = seconds
+        self.max_bytes = max_bytes
         self._q: deque[EncodedPacket] = deque()
         self.bytes = 0
 
@@ -101,7 +108,7 @@ class PacketRing:
         # Keep the last keyframe at or before the horizon: the clip must start at a keyframe.
         while True:
             nxt = next((i for i, p in enumerate(self._q) if i > 0 and p.keyframe), None)
-            if nxt is None or self._q[nxt].mono_s > horizon:
+            if nxt is None or (self._q[nxt].mono_s > horizon and self.bytes <= self.max_bytes):
                 break
             for _ in range(nxt):
                 self.bytes -= len(self._q.popleft().data)
@@ -128,6 +135,10 @@ class ClipWriter:
         self.final = final
         self.part_path = final.with_name(final.stem + PART_SUFFIX)
         self.start_mono, self.start_wall = first.mono_s, first.wall_s
+        # Timestamps count from the first packet's decoding time (with B-frames it comes before
+        # its presentation): the file's times are then never negative.
+        self._ts0 = min(first.mono_s, first.mono_s if first.dts_mono is None else first.dts_mono)
+        self._last_dts = -1
         self.end_wall = first.wall_s
         self.last_mono = first.mono_s
         self.frames = 0
@@ -145,7 +156,12 @@ class ClipWriter:
         """Mux one packet (times relative to the clip's first packet)."""
         import av  # lazily: see _AV_NOTE
         p = av.Packet(pkt.data)
-        p.pts = p.dts = round((pkt.mono_s - self.start_mono) / TIME_BASE)
+        dts = round(((pkt.mono_s if pkt.dts_mono is None else pkt.dts_mono) - self._ts0)
+                    / TIME_BASE)
+        dts = max(dts, self._last_dts + 1)  # a camera's clock that jumped: keep the file valid
+        self._last_dts = dts
+        p.dts = dts
+        p.pts = max(dts, round((pkt.mono_s - self._ts0) / TIME_BASE))
         p.time_base = TIME_BASE
         p.is_keyframe = pkt.keyframe
         p.stream = self._stream
@@ -227,6 +243,16 @@ class ClipSink:
         self.job = _Job(ev, key, day, ev.start_mono - self.pre_roll_s)
         for pkt in self.ring.since(self.job.from_mono):
             self._write(pkt)
+
+    def use_template(self, template: Any) -> None:
+        """Packets from now on come from another stream (the camera reopened, or copying gave
+        way to encoding): the clip in progress goes on in a new part from the next keyframe, and
+        the pre-roll of the old stream is dropped (its packets cannot join the new one's)."""
+        if template is self.template:
+            return
+        self._close_part()
+        self.ring = PacketRing(self.pre_roll_s)
+        self.template = template
 
     def end(self, ev: Event, until_mono: float) -> None:
         """The event ended at `until_mono` (post-motion time included)."""
@@ -589,7 +615,8 @@ def clean_leftovers(media: Path) -> list[Path]:
 def make_clip_recorder(cfg: Config, camera: Any = None,
                        sweep: Callable[[Any], None] | None = None) -> Any:
     """The clip recorder for this config and camera, or None when clips are off. Removes the
-    leftovers of a crash first. The Pi camera records with its own encoder (picam_recording)."""
+    leftovers of a crash first. The Pi camera records with its own encoder (picam_recording);
+    a file or network stream read by PyAV gives its own H.264 packets (clip_copy)."""
     if not cfg.clips.enabled:
         return None
     clean_leftovers(cfg.paths.media)
@@ -598,4 +625,11 @@ def make_clip_recorder(cfg: Config, camera: Any = None,
         from homesec.capture.picam_recording import PicameraClipRecorder
 
         return PicameraClipRecorder(cfg, camera, index)
+    if (cfg.clips.copy_h264 and hasattr(camera, "packet_tap")
+            and cfg.clips.width in (0, cfg.camera.width)):
+        from homesec.capture.clip_copy import CopyingClipRecorder
+
+        recorder = CopyingClipRecorder(cfg, index)  # a file or stream read by PyAV
+        camera.packet_tap = recorder
+        return recorder
     return PyavClipRecorder(cfg, index)

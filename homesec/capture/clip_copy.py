@@ -1,0 +1,191 @@
+"""Event clips from the camera's own H.264: packets copied into the clip, nothing re-encoded.
+
+Why: an IP camera (RTSP) or a recorded file already is H.264. Decoding it for the detector is
+needed; encoding it again for the clip is not. Re-encoding 720p with libx264 costs the daemon
+about 23 MB of encoder state, the BGR conversion of every clip frame, and on a Pi most of a core;
+copying costs a few MB of packets in the pre-roll ring, and the clip has the camera's own
+quality, size and frame rate. (The Pi camera records with its own encoder: picam_recording.py.)
+
+How: the PyAV source (camera/pyav_source.py) hands every demuxed packet to `packet()` with its
+presentation and decoding times on the frames' clock, on the capture thread; they are queued and
+the clips thread feeds them to the same ClipSink as encoded packets (ring, parts, rows). Each
+time the source (re)opens, `opened()` says whether its stream is H.264: if it is, its codec
+parameters become the clips' template; if not (HEVC, MJPEG, MPEG-4...), the frames are encoded
+with libx264 as for the demo source, the encoder created only then. `clips.copy_h264 = false` or a
+`clips.width` other than the camera's always re-encodes (make_clip_recorder decides).
+
+Why nothing blocks the capture loop: a full queue (the disk stalls) drops the packet and every
+packet after it up to the next keyframe, counted; a clip then has a gap, never a broken picture.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import threading
+from typing import Any
+
+import numpy as np
+
+from homesec.camera.base import Frame
+from homesec.capture.recording import (
+    QUEUE_FRAMES,
+    ClipIndex,
+    EncodedPacket,
+    PyavClipRecorder,
+    PyavEncoder,
+)
+from homesec.config import Config
+
+log = logging.getLogger("homesec.capture.clip_copy")
+
+COPIED_CODECS = {"h264"}  # what every phone plays in MP4
+QUEUE_PACKETS = 256  # ~10 s at 25 fps: a disk that stalls longer drops up to the next keyframe
+
+
+class CopyingClipRecorder(PyavClipRecorder):
+    """Clips from the source's packets when it sends H.264, else from encoded frames."""
+
+    def __init__(self, cfg: Config, index: ClipIndex) -> None:
+        super().__init__(cfg, index)
+        self.copying = False  # set on the capture thread when the source opens
+        self.codec = ""
+        self.items: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_PACKETS)
+        self._frame_slots = threading.BoundedSemaphore(QUEUE_FRAMES)  # frames waiting: at most 2
+        self._resync = False  # a packet was dropped: wait for the next keyframe
+        self.packets_dropped = 0
+        self._params: tuple[Any, ...] = ()  # what identifies the copied stream's format
+
+    # -- the capture thread ---------------------------------------------------------------------
+
+    def opened(self, stream: Any) -> None:
+        """The source (re)opened: copy its packets if it is H.264, else encode its frames."""
+        import av  # lazily: see recording._AV_NOTE
+
+        ctx = stream.codec_context
+        codec = ctx.name
+        copy = codec in COPIED_CODECS
+        self._resync = True  # the first packet of a new stream to be kept is a keyframe
+        params = (codec, ctx.width, ctx.height, bytes(ctx.extradata or b""))
+        if copy and self.copying and params == self._params:
+            return  # the same stream again (a file's loop, a reconnect): the clip goes on
+        template = None
+        if copy:
+            # The input stream dies with its container (a reconnect, a loop): the clips' template
+            # is a copy of its codec parameters in a container of our own that is never written
+            # (the template keeps it alive).
+            template = av.open(io.BytesIO(), "w", format="mp4").add_stream_from_template(stream)
+        if copy != self.copying or codec != self.codec:
+            log.info("clips: %s", f"copying the camera's {codec}, not re-encoded" if copy else
+                     f"the camera sends {codec}: clips are encoded with libx264")
+        self.copying, self.codec, self._params = copy, codec, params
+        self._put(("source", template))
+
+    def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
+               dts_mono: float) -> None:
+        """One packet of the source, in decoding order."""
+        if not self.copying:
+            return
+        if self._resync and not keyframe:
+            self.packets_dropped += 1
+            return
+        self._resync = False
+        if not self._put(("packet", EncodedPacket(data, keyframe, mono_s, wall_s, dts_mono))):
+            self.packets_dropped += 1
+            self._resync = True
+
+    def submit(self, frame: Frame) -> None:
+        """A frame: used only while the source is not copied (then encoded, as for the demo)."""
+        if self.copying:
+            return
+        period = 1.0 / self.fps
+        if self._last_mono is not None and frame.mono_s - self._last_mono < 0.9 * period:
+            return
+        self._last_mono = frame.mono_s
+        if not self._frame_slots.acquire(blocking=self.blocking, timeout=10.0 if self.blocking
+                                         else -1):
+            self.dropped += 1
+            return
+        if self._put(("frame", (frame.color(), frame.mono_s, frame.wall_s))):
+            self.submitted += 1
+        else:
+            self._frame_slots.release()
+            self.dropped += 1
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        try:
+            self.items.put(item, block=self.blocking, timeout=10.0 if self.blocking else None)
+            return True
+        except queue.Full:
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        """For status.json: the encoder is "copy" while the camera's own video is kept."""
+        out = super().stats()
+        out["encoder"] = f"copy ({self.codec})" if self.copying else "libx264"
+        out["dropped_packets"] = self.packets_dropped
+        return out
+
+    # -- the clips thread -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        import av  # lazily: see recording._AV_NOTE
+
+        encoder: PyavEncoder | None = None
+        encoding = False
+        while True:
+            try:
+                item = self.items.get(timeout=0.2)
+            except queue.Empty:
+                self._controls()
+                continue
+            self._controls()
+            if item is None:
+                break
+            kind, value = item
+            if kind == "frame":
+                self._frame_slots.release()
+                if not encoding or encoder is None:
+                    continue  # queued before the source turned out to be copied
+                image, mono, wall = value
+                self._encode(encoder, image, mono, wall)
+            elif kind == "packet":
+                if not encoding:
+                    self.sink.packet(value)
+            elif value is not None:  # ("source", template): copy from now on
+                encoding = False
+                self.sink.frame_s = 1.0 / max(self.cfg.camera.fps, 1.0)
+                self.sink.use_template(value)
+            else:  # ("source", None): encode frames from now on
+                encoding = True
+                if encoder is None:
+                    try:
+                        encoder = PyavEncoder(*self.size, self.fps, self.cfg.clips.crf)
+                    except (av.FFmpegError, ValueError) as exc:
+                        log.error("clip encoder unavailable (%s): events are recorded without "
+                                  "clips", exc)
+                        continue
+                self.sink.frame_s = 1.0 / self.fps
+                self.sink.use_template(encoder.stream)
+        self._controls()
+        self.sink.close()
+
+    def _encode(self, encoder: PyavEncoder, image: np.ndarray, mono: float, wall: float) -> None:
+        import av  # lazily: see recording._AV_NOTE
+        import cv2
+
+        try:
+            for pkt in encoder.encode(image, mono, wall):
+                self.sink.packet(pkt)
+        except (av.FFmpegError, ValueError, cv2.error) as exc:
+            self.encoder_errors += 1
+            if self.encoder_errors == 1:
+                log.error("clip encoder failed on a frame: %s", exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the clip in progress, then register what was written."""
+        if self.is_alive():
+            self.items.put(None)
+            self.join(timeout)
+        self.index.stop(timeout)

@@ -1,0 +1,167 @@
+"""Clips from a file or network camera that sends H.264: the camera's own packets, not
+re-encoded; other codecs and `clips.copy_h264 = false` still encode (capture/clip_copy.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from homesec.camera.demo import DemoScene
+from homesec.capture.daemon import Daemon
+from homesec.config import Config
+from homesec.storage.clips import clips_of
+from homesec.storage.store import Store
+from tests.conftest import wait_for
+
+W, H, FPS = 640, 360, 15
+
+
+def scene_file(path: Path, seconds: float, codec: list[str]) -> Path:
+    """The demo scene (a person crosses from 5 s to 9 s) encoded with `codec` by ffmpeg."""
+    scene = DemoScene(W, H, 320, seed=3)
+    enc = subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s",
+         f"{W}x{H}", "-r", str(FPS), "-i", "-", *codec, str(path)], stdin=subprocess.PIPE)
+    assert enc.stdin is not None
+    for i in range(round(seconds * FPS)):
+        enc.stdin.write(scene.color(i / FPS).tobytes())
+    enc.stdin.close()
+    assert enc.wait() == 0
+    return path
+
+
+# What an IP camera's main stream is like: High profile with B-frames (decoding order differs
+# from presentation order), a keyframe every second.
+H264_BFRAMES = ["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", str(FPS),
+                "-pix_fmt", "yuv420p"]
+
+
+@pytest.fixture(scope="module")
+def h264_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return scene_file(tmp_path_factory.mktemp("src") / "cam.mp4", 14.0, H264_BFRAMES)
+
+
+def file_config(make_config, device: Path, **sections) -> Config:
+    return make_config(camera={"source": "opencv", "device": str(device), "fps": FPS,
+                               "width": W, "height": H, **sections.pop("camera", {})},
+                       clips={"pre_roll_s": 2.0, **sections.pop("clips", {})},
+                       events={"post_motion_s": 2.0}, **sections)
+
+
+def packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(video=0) if p.size]
+
+
+def decoded(path: Path) -> list[av.VideoFrame]:
+    """Every frame (PyAV raises on a damaged file)."""
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+def is_run_of(part: list[bytes], whole: list[bytes]) -> bool:
+    """`part` is a contiguous run of `whole`."""
+    n = len(part)
+    return any(whole[i:i + n] == part for i in range(len(whole) - n + 1))
+
+
+def test_h264_clip_is_the_cameras_own_video_with_pre_roll(make_config, h264_file: Path) -> None:
+    cfg = file_config(make_config, h264_file)
+    daemon = Daemon(cfg)
+    daemon.run()  # the file ends: the daemon stops
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    # Not re-encoded: the clip's packets are the camera's, byte for byte, in the same order.
+    mine = packets(path)
+    assert len(mine) > 4 * FPS
+    assert is_run_of(mine, packets(h264_file)), "the clip's video is not the camera's own"
+    frames = decoded(path)
+    assert len(frames) == clip.frames == len(mine) and clip.dropped_frames == 0
+    assert (frames[0].width, frames[0].height) == (W, H)
+    # Shown in the right order (B-frames): presentation times strictly increase.
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:], strict=False)), pts[:20]
+    # Pre-roll before the event, the event and its post-motion time all in the clip.
+    assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
+    assert ev.start_ts - clip.start_ts <= cfg.clips.pre_roll_s + 1.0 + 0.01  # GOP of 1 s
+    assert clip.end_ts >= ev.end_ts - 0.1
+    duration = float(frames[-1].pts * frames[-1].time_base - frames[0].pts * frames[0].time_base)
+    assert abs(duration - clip.duration_s) <= 2.0 / FPS
+    # The first frame is the empty room, a frame 2 s into the event shows the person.
+    scene = DemoScene(W, H, 320, seed=3)
+    bg = scene.background.astype(np.float32)
+    first = frames[0].to_ndarray(format="bgr24").astype(np.float32)
+    mid_i = round((ev.start_ts - clip.start_ts + 2.0) * FPS)
+    mid = frames[mid_i].to_ndarray(format="bgr24").astype(np.float32)
+    assert np.abs(first - bg).mean() < 6 < np.abs(mid - bg).mean() + 3
+    assert np.abs(mid - bg).mean() > np.abs(first - bg).mean() + 1
+
+
+def test_a_clip_across_the_files_loop_stays_playable(make_config, tmp_path: Path) -> None:
+    """The file ends while the person is in view (8 s) and starts again: timestamps of the
+    copied packets go on from the last loop, so the clip spanning the restart plays through."""
+    src = scene_file(tmp_path / "short.mp4", 8.0, H264_BFRAMES)
+    stop = threading.Event()
+    cfg = file_config(make_config, src, camera={"loop": True})
+    daemon = Daemon(cfg, stop=stop)
+    t = threading.Thread(target=daemon.run)
+    t.start()
+    try:
+        wait_for(lambda: daemon.frames >= 12 * FPS, timeout=120, what="12 s of the looped file")
+    finally:
+        stop.set()
+        t.join(30)
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    ev = min(store.events(), key=lambda e: e.start_ts)  # the crossing cut by the loop
+    (clip,) = clips_of(store, ev.id)
+    assert is_run_of(packets(cfg.paths.media / clip.path), packets(src) * 2)
+    frames = decoded(cfg.paths.media / clip.path)
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
+    assert clip.end_ts - clip.start_ts > (8.0 - 5.0) + cfg.events.post_motion_s - 0.5, \
+        "the clip stopped at the file's end instead of going on across the restart"
+    assert len(frames) == clip.frames
+
+
+def test_a_camera_that_sends_another_codec_gets_encoded_clips(make_config,
+                                                             tmp_path: Path) -> None:
+    src = scene_file(tmp_path / "cam.mkv", 12.0, ["-c:v", "mpeg4", "-q:v", "4"])
+    cfg = file_config(make_config, src)
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "libx264"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+    frames = decoded(path)
+    assert len(frames) == clip.frames > 4 * FPS
+    assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
+
+
+@pytest.mark.parametrize("clips", [{"copy_h264": False}, {"width": 320}],
+                         ids=["copy-off", "other-width"])
+def test_copy_off_or_another_width_re_encodes(make_config, h264_file: Path, clips) -> None:
+    cfg = file_config(make_config, h264_file, clips=clips)
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "libx264"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    mine = packets(path)
+    assert not is_run_of(mine[:5], packets(h264_file))
+    frames = decoded(path)
+    assert frames[0].width == clips.get("width", W)
