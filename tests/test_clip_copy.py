@@ -3,6 +3,7 @@ re-encoded; other codecs and `clips.copy_h264 = false` still encode (capture/cli
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import threading
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_h264_clip_is_the_cameras_own_video_with_pre_roll(make_config, h264_file
     assert (frames[0].width, frames[0].height) == (W, H)
     # Shown in the right order (B-frames): presentation times strictly increase.
     pts = [f.pts for f in frames]
-    assert all(b > a for a, b in zip(pts, pts[1:], strict=False)), pts[:20]
+    assert all(b > a for a, b in itertools.pairwise(pts)), pts[:20]
     # Pre-roll before the event, the event and its post-motion time all in the clip.
     assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
     assert ev.start_ts - clip.start_ts <= cfg.clips.pre_roll_s + 1.0 + 0.01  # GOP of 1 s
@@ -126,7 +127,7 @@ def test_a_clip_across_the_files_loop_stays_playable(make_config, tmp_path: Path
     assert is_run_of(packets(cfg.paths.media / clip.path), packets(src) * 2)
     frames = decoded(cfg.paths.media / clip.path)
     pts = [f.pts for f in frames]
-    assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(pts))
     assert clip.end_ts - clip.start_ts > (8.0 - 5.0) + cfg.events.post_motion_s - 0.5, \
         "the clip stopped at the file's end instead of going on across the restart"
     assert len(frames) == clip.frames
