@@ -17,6 +17,8 @@ import pytest
 
 from homesec.capture.daemon import Daemon
 from homesec.config import Config, parse
+from homesec.integrations import units
+from homesec.integrations.mqtt import SYNC_GRACE_S
 from homesec.storage.store import Store
 from homesec.system.credentials import MQTT_PASSWORD_ENV, PASSWORD_ENV
 from homesec.web import accounts, create_app
@@ -85,6 +87,21 @@ def wait_online(w: Watcher, *units: Unit, timeout: float = 30.0) -> None:
         assert ok, f"{u.name} never said online:\n{u.log_text()[-2000:]}"
 
 
+def wait_synced(*us: Unit, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Wait until each unit says (in the mqtt.json its daemon writes, as the web UI reads it)
+    that its post-connect sync with the site is done; returns their statuses."""
+    out = []
+    for u in us:
+        st = poll(lambda u=u: (s := units.read_status(u.runtime)) and s.get("synced") and s,
+                  timeout)
+        assert st, f"{u.name} never synced:\n{u.log_text()[-2000:]}"
+        assert st["connected"] is True
+        # Not before the grace for the retained site state is over.
+        assert st["synced_ts"] >= st["since"] + SYNC_GRACE_S - 0.01, st
+        out.append(st)
+    return out
+
+
 def within(seconds: float, what: str, predicate: Any) -> None:
     assert poll(predicate, seconds), f"not within {seconds} s: {what}"
 
@@ -98,7 +115,7 @@ def test_arm_via_api_and_via_mqtt_reaches_every_unit_and_a_late_unit_catches_up(
     front = start_unit(tmp_path, broker, "front", cleanup)
     garage = start_unit(tmp_path, broker, "garage", cleanup)
     wait_online(w, front, garage)
-    time.sleep(0.6)  # past the units' post-connect grace (a wait for them, not for a result)
+    wait_synced(front, garage)  # (else a change made now would wait out their grace)
 
     # Through front's real JSON API (token auth), as the phone would.
     cfg_front = parse(front.data)
@@ -129,7 +146,9 @@ def test_arm_via_api_and_via_mqtt_reaches_every_unit_and_a_late_unit_catches_up(
     # A unit started later catches up from the retained state.
     porch = start_unit(tmp_path, broker, "porch", cleanup)
     wait_online(w, porch)
-    within(3.0, "porch armed from the retained state", lambda: state_of(porch.db) == "armed")
+    # Once porch says it is synced, it has taken the retained state: no further wait.
+    wait_synced(porch)
+    assert state_of(porch.db) == "armed"
     assert "unit " in arm_row(porch.db)["changed_by"]  # where it came from
 
     # The web UI of front lists the others (written by its daemon into its SQLite file).
@@ -141,6 +160,7 @@ def test_arm_via_api_and_via_mqtt_reaches_every_unit_and_a_late_unit_catches_up(
     st = poll(listed, 5.0)
     assert st, api.get("/api/v1/status", headers=auth).json["mqtt"]
     assert st["connected"] is True and st["site"] == "home" and st["unit"] == "front"
+    assert st["synced"] is True and st["synced_ts"] >= st["since"] + SYNC_GRACE_S - 0.01
     assert {u["url"] for u in st["units"]} == {"http://garage.test:8080", "http://porch.test:8080"}
     page = api.get("/", headers=auth).data.decode()
     assert "MQTT: connected" in page and 'href="http://garage.test:8080"' in page
@@ -157,7 +177,7 @@ def test_conflicting_changes_end_in_one_state_everywhere(
     a = start_unit(tmp_path, broker, "a", cleanup)
     b = start_unit(tmp_path, broker, "b", cleanup)
     wait_online(w, a, b)
-    time.sleep(0.6)
+    wait_synced(a, b)
     for i in range(5):
         sa, sb = Store(a.db), Store(b.db)
         want_a = i % 2 == 0
@@ -193,7 +213,7 @@ def test_discovery_configs_parse_with_required_fields_and_last_will_on_sigkill(
     cleanup.append(w)
     u = start_unit(tmp_path, broker, "hall", cleanup)
     wait_online(w, u)
-    time.sleep(0.3)
+    wait_synced(u)  # a unit alone, no site state anywhere yet: it syncs all the same
     w.close()
     # Home Assistant started after the unit: it finds everything as retained messages.
     w = Watcher(broker)
@@ -222,10 +242,11 @@ def test_discovery_configs_parse_with_required_fields_and_last_will_on_sigkill(
             ids.add(p["unique_id"])
     (panel,) = by_component["alarm_control_panel"]
     assert panel["code_arm_required"] is False and panel["supported_features"] == ["arm_away"]
-    assert w.payload(panel["state_topic"]).decode() in HA_STATES
+    state = poll(lambda: w.payload(panel["state_topic"]), 5.0)
+    assert state and state.decode() in HA_STATES
     (motion,) = by_component["binary_sensor"]
     assert motion["device_class"] == "motion"
-    assert w.payload(motion["state_topic"]) in (b"ON", b"OFF")
+    assert poll(lambda: w.payload(motion["state_topic"]), 5.0) in (b"ON", b"OFF")
     (image,) = by_component["image"]
     assert ("image_topic" in image) != ("url_topic" in image)
     assert image["content_type"] == "image/jpeg"
@@ -259,6 +280,43 @@ def test_discovery_configs_parse_with_required_fields_and_last_will_on_sigkill(
     cleanup.append(late)
     within(2.0, "the last will is retained", lambda: late.payload(
         "homesec/home/hall/availability") == b"offline")
+
+
+def test_event_message_gets_the_url_of_its_clip_once_recorded_and_the_url_serves_it(
+        tmp_path: Path, broker: Broker, cleanup: list[Any]) -> None:
+    w = Watcher(broker, topics=("homesec/home/yard/event",))
+    cleanup.append(w)
+    u = start_unit(tmp_path, broker, "yard", cleanup)
+
+    def with_clip() -> Any:
+        msgs = [json.loads(p) for _, t, p, _ in list(w.history)]
+        return next((m for m in msgs if m["clip_url"]), None)
+    # (the demo's first crossing is at 5 s; the clip is complete when its event ends)
+    event = poll(with_clip, 30.0)
+    assert event, u.log_text()[-3000:]
+    eid = event["id"]
+    assert event["clip_url"] == f"http://yard.test:8080/api/v1/events/{eid}/clip.mp4"
+    # The first message of the event (its start) had no clip yet: null, not a dead link.
+    first = next(json.loads(p) for _, _, p, _ in list(w.history) if json.loads(p)["id"] == eid)
+    assert first["in_progress"] is True and first["clip_url"] is None
+    conn = sqlite3.connect(u.db)
+    try:
+        assert conn.execute("SELECT part FROM clips WHERE event_id = ?", (eid,)).fetchall()[0] == (1,)
+    finally:
+        conn.close()
+    # The retained message, what Home Assistant finds later, carries the URL too.
+    late = Watcher(broker, topics=("homesec/home/yard/event",))
+    cleanup.append(late)
+    retained = poll(lambda: (p := late.payload("homesec/home/yard/event")) and json.loads(p), 5.0)
+    assert retained and retained["clip_url"] is not None
+    # The path is the web UI's link to the clip: the unit's web app serves the MP4 there.
+    web = create_app(parse({**u.data, "web": {**u.data["web"], "auth": False}})).test_client()
+    resp = web.get(event["clip_url"].removeprefix("http://yard.test:8080"),
+                   headers={"Host": "127.0.0.1"})
+    assert resp.status_code == 200 and resp.mimetype == "video/mp4"
+    assert resp.data[4:8] == b"ftyp"
+    html = web.get(f"/events/{eid}", headers={"Host": "127.0.0.1"}).data.decode()
+    assert f'src="/api/v1/events/{eid}/clip.mp4"' in html
 
 
 # ---- TLS ---------------------------------------------------------------------------------------
@@ -440,6 +498,7 @@ def test_broker_down_10s_detection_and_email_go_on_then_everything_is_republishe
     status_file = cfg.paths.runtime_dir / "mqtt.json"
     st = poll(lambda: (s := json.loads(status_file.read_text())) and not s["connected"] and s, 5.0)
     assert st and st["since"] >= t_down - 0.5
+    assert st["synced"] is False and st["synced_ts"] is None  # cleared with the connection
     page = create_app(parse({**data, "web": {**data["web"], "auth": False}})).test_client().get(
         "/", headers={"Host": "127.0.0.1"})
     assert "MQTT: disconnected since" in page.data.decode()
@@ -456,6 +515,7 @@ def test_broker_down_10s_detection_and_email_go_on_then_everything_is_republishe
     w2 = Watcher(broker)
     cleanup.append(w2)
     broker.set_users({UNIT_USER: PASSWORD, HA_USER: HA_PASSWORD})
+    t_back = time.time()
     broker.reload()
     within(10.0, "availability republished",
            lambda: w2.payload("homesec/home/door/availability") == b"online")
@@ -464,6 +524,8 @@ def test_broker_down_10s_detection_and_email_go_on_then_everything_is_republishe
            lambda: w2.payload("homesec/home/door/alarm") in (b"armed_away", b"triggered"))
     site = poll(lambda: (p := w2.payload("homesec/home/arm")) and json.loads(p), 3.0)
     assert site and site["state"] == "armed" and site["unit"] == "door"
+    st = poll(lambda: (s := json.loads(status_file.read_text())) and s["synced"] and s, 5.0)
+    assert st and st["connected"] and st["synced_ts"] >= max(st["since"], t_back)
 
     def published_ids() -> set[int]:
         return {json.loads(p)["id"] for _, t, p, _ in list(w2.history)

@@ -94,7 +94,7 @@ class Daemon:
             from homesec.integrations.mqtt import MqttBridge
 
             bridge = MqttBridge(self.cfg, self.stop)
-            bridge.attach(self.recorder)
+            bridge.attach(self.recorder, self.clips.index if self.clips is not None else None)
             self.workers.append(bridge)
         self.recorder.start()
         self.workers.append(self.live)

@@ -515,6 +515,8 @@ class ClipIndex(threading.Thread):
         self.q: queue.SimpleQueue[ClipFile | str | None] = queue.SimpleQueue()
         self.sweep = sweep
         self.registered = 0
+        # Told (event id, part) after each clip row's commit, in this thread: must not block.
+        self.on_registered: Callable[[int, int], None] | None = None
         self._stopping = threading.Event()
         self._waiting: list[ClipFile] = []
 
@@ -587,6 +589,8 @@ class ClipIndex(threading.Thread):
             self._drop(clip)
             return
         self.registered += 1
+        if self.on_registered is not None:
+            self.on_registered(clip.event.id, clip.part)
         log.info("event %d: clip %d saved (%.1f s, %d frames, %d dropped, %.1f MB)",
                  clip.event.id, clip.part, clip.end_wall - clip.start_wall, clip.frames,
                  clip.dropped, clip.size / 1e6)

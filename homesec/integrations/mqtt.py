@@ -14,6 +14,11 @@ paho retries with a backoff doubling up to mqtt.reconnect_max_s.
 
 Conflicts between units: see homesec/integrations/site.py (largest stamp wins; a change made
 after seeing another one always wins over it).
+
+"Synced" (`synced` and `synced_ts` in mqtt.json): after a connect the unit waits SYNC_GRACE_S for
+the retained site state, then adopts it or publishes its own; once that is over and the broker has
+acknowledged everything sent since the connect, the post-connect sync is done. Cleared when the
+connection goes. Tests and the status API read it instead of waiting out the grace.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from homesec.integrations.site import (
     site_state,
     wins,
 )
+from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
 from homesec.system.credentials import mqtt_password, mqtt_pin
 
@@ -88,6 +94,9 @@ class MqttBridge(threading.Thread):
         self.held: SiteArm | None = None  # the site state this unit holds (and applied)
         self._broker_stamp: tuple[float, str] | None = None  # newest site stamp heard from it
         self._sync_at: float | None = None  # monotonic time the post-connect grace ends
+        self.synced_ts: float | None = None  # when the post-connect sync finished (None: not yet)
+        self._unacked: list[paho.MQTTMessageInfo] = []  # sent since the connect, before synced
+        self._event_sent: tuple[int, bytes] | None = None  # id, message of the last event sent
         self._seen_key: tuple[float, str] | None = None
         self._ha_sent: str | None = None
         self._motion = MOTION_OFF
@@ -101,8 +110,9 @@ class MqttBridge(threading.Thread):
 
     # ---- called from other threads ---------------------------------------------------------
 
-    def attach(self, recorder: Any) -> None:
-        """Hear of every event the recorder writes (start and end), after the commit."""
+    def attach(self, recorder: Any, clip_index: Any = None) -> None:
+        """Hear of every event the recorder writes (start and end), after the commit, and of the
+        first clip of each event once its row is written (the event message then gets its URL)."""
         previous = recorder.on_recorded
 
         def on_recorded(kind: str, event_id: int) -> None:
@@ -111,6 +121,12 @@ class MqttBridge(threading.Thread):
             self.recorded.put((kind, event_id))
 
         recorder.on_recorded = on_recorded
+        if clip_index is not None:
+            def on_clip(event_id: int, part: int) -> None:
+                if part == 1:
+                    self.recorded.put(("clip", event_id))
+
+            clip_index.on_registered = on_clip
 
     def stop(self, timeout: float = 3.0) -> None:
         """Say "offline", disconnect, end the thread."""
@@ -209,25 +225,55 @@ class MqttBridge(threading.Thread):
         try:
             kind, data = self.inbox.get(timeout=POLL_S)
             self._handle(kind, data)
-            while True:
-                kind, data = self.inbox.get_nowait()
-                self._handle(kind, data)
         except queue.Empty:
             pass
+        self._handle_waiting()
         self._check_local()
         if not self.connected:
             self._collect_recorded()
             return
         if self._sync_at is not None and time.monotonic() >= self._sync_at:
             self._sync_at = None
-        if self._sync_at is None and self.held is not None and (
-                self._broker_stamp is None or self.held.stamp > self._broker_stamp):
+        if self._sync_at is None and self._site_to_publish():
+            assert self.held is not None
             self._publish(self.topics.arm, self.held.payload(self.site))
             self._broker_stamp = self.held.stamp
+        self._finish_sync()
         self._collect_recorded()
         self._publish_events()
         if time.monotonic() >= self._next_sensors:
             self._publish_sensors()
+
+    def _handle_waiting(self) -> None:
+        while True:
+            try:
+                kind, data = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(kind, data)
+
+    def _site_to_publish(self) -> bool:
+        return self.held is not None and (self._broker_stamp is None
+                                          or self.held.stamp > self._broker_stamp)
+
+    def _finish_sync(self) -> None:
+        """Mark the post-connect sync done once the grace is over, the broker has acknowledged
+        everything sent since the connect and the site state is settled.
+
+        Why the acknowledgements make it exact: the broker sends the retained messages of a
+        subscription before it reads our next packet, so the retained site state (if any) came
+        in before the acknowledgement of anything published after the subscribe. The inbox is
+        read once more after the check, and a site state that still has to go out is published
+        (and acknowledged) first."""
+        if self._sync_at is not None or self.synced_ts is not None or not self._all_acked():
+            return
+        self._handle_waiting()
+        if not self.connected or self._unacked or self._site_to_publish():
+            return  # (the next steps publish it and wait for the acknowledgement)
+        self.synced_ts = time.time()
+        log.info("MQTT: synced with site '%s' (arm state: %s)", self.site,
+                 self.held.state if self.held is not None else "not set on any unit yet")
+        self._write_status()
 
     def _shutdown(self) -> None:
         client = self._client
@@ -252,6 +298,7 @@ class MqttBridge(threading.Thread):
                 "connected": self.connected, "since": self.since, "error": self.last_error,
                 "broker": f"{mc.host}:{mc.port}", "site": self.site, "unit": self.unit,
                 "pending_events": len(self._pending),
+                "synced": self.synced_ts is not None, "synced_ts": self.synced_ts,
             })
         except OSError as exc:
             log.warning("MQTT: cannot write its status file: %s", exc)
@@ -261,6 +308,7 @@ class MqttBridge(threading.Thread):
             self.connected, self.since, self.last_error = True, time.time(), None
             log.info("MQTT: connected to %s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
             self._sync_at = time.monotonic() + SYNC_GRACE_S
+            self.synced_ts, self._unacked = None, []
             self._broker_stamp = None
             self._announce()
             self._write_status()
@@ -272,6 +320,7 @@ class MqttBridge(threading.Thread):
             if self.connected:
                 self.since = time.time()
             self.connected, self.last_error = False, str(data)
+            self.synced_ts, self._unacked = None, []
             self._write_status()
         elif kind == "message":
             self._message(data)
@@ -279,7 +328,23 @@ class MqttBridge(threading.Thread):
     def _publish(self, topic: str, payload: bytes | str, retain: bool = True) -> bool:
         assert self._client is not None
         info = self._client.publish(topic, payload, qos=QOS, retain=retain)
+        if self.connected and self.synced_ts is None:
+            self._unacked.append(info)
         return info.rc == paho.MQTT_ERR_SUCCESS
+
+    def _all_acked(self) -> bool:
+        """Has the broker acknowledged (PUBACK) every message sent since the connect? A message
+        paho could not send counts as not acknowledged: its connection is gone, and the
+        reconnect starts the sync again."""
+        waiting = []
+        for info in self._unacked:
+            try:
+                if not info.is_published():
+                    waiting.append(info)
+            except (RuntimeError, ValueError):
+                waiting.append(info)
+        self._unacked = waiting
+        return not waiting
 
     def _announce(self) -> None:
         """Everything Home Assistant and the other units need after a (re)connect or when Home
@@ -402,7 +467,8 @@ class MqttBridge(threading.Thread):
             "in_progress": ev.end_ts is None and not ev.interrupted, "armed": ev.armed,
             "boxes": ev.boxes, "peak_area_pct": round(ev.peak_area_pct, 3),
             "snapshot_url": f"{api}/snapshot.jpg" if ev.snapshot else None,
-            "clip_url": getattr(ev, "clip_url", None),
+            # (the web UI's link to the first clip, homesec/web/history.py clip_url)
+            "clip_url": f"{api}/clip.mp4" if clips_of(self.store, ev.id) else None,
         }
 
     def _publish_events(self) -> None:
@@ -411,9 +477,22 @@ class MqttBridge(threading.Thread):
         while self._pending and self.connected:
             kind, event_id = self._pending[0]
             ev = self.store.event(event_id)
+            if kind == "clip":
+                # The event again, now with its clip_url; only while it is the last event sent
+                # (the topic is retained: an older event must not replace a newer one).
+                payload = encode(self._event_payload(ev)) if ev is not None else None
+                if payload is not None and self._event_sent is not None and (
+                        self._event_sent[0] == event_id and payload != self._event_sent[1]):
+                    if not self._publish(self.topics.event, payload):
+                        return
+                    self._event_sent = (event_id, payload)
+                self._pending.pop(0)
+                continue
             if ev is not None:
-                if not self._publish(self.topics.event, encode(self._event_payload(ev))):
+                payload = encode(self._event_payload(ev))
+                if not self._publish(self.topics.event, payload):
                     return  # the connection went: keep it for the reconnect
+                self._event_sent = (event_id, payload)
                 self._motion = MOTION_ON if kind == "start" else MOTION_OFF
                 if kind == "end" and ev.snapshot:
                     self._publish_snapshot(self.cfg.paths.media / ev.snapshot)

@@ -88,7 +88,8 @@ def site_units_json(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def write_status(runtime_dir: Path, status: dict[str, Any]) -> None:
-    """Replace mqtt.json (connected or since when not, broker, site, unit)."""
+    """Replace mqtt.json (connected or since when not, broker, site, unit, and whether the
+    post-connect sync with the site is done: `synced`, `synced_ts`)."""
     write_atomic(runtime_dir / STATUS_NAME, json.dumps(status).encode())
 
 
@@ -111,4 +112,5 @@ def web_json(enabled: bool, runtime_dir: Path, conn: sqlite3.Connection) -> dict
                                       "error": "no status from the capture daemon"}
     return {"connected": bool(st.get("connected")), "since": st.get("since"),
             "error": st.get("error"), "site": st.get("site"), "unit": st.get("unit"),
+            "synced": bool(st.get("synced")), "synced_ts": st.get("synced_ts"),
             "units": site_units_json(conn)}
