@@ -96,4 +96,7 @@ def create_app(config: Config | None = None, behind_proxy: bool = False) -> Flas
 
     app.register_blueprint(alarm_routes.api_bp)
     app.register_blueprint(alarm_routes.pages_bp)
+    from homesec.web import password
+
+    app.register_blueprint(password.bp)
     return app

@@ -113,6 +113,8 @@ PAGE_WRITES = [
     Route("POST", "/logout/everywhere", {}),
     Route("POST", "/logout", {}),
     Route("POST", "/login", {"password": PASSWORD}),
+    Route("POST", "/password", {"current_password": PASSWORD, "new_password": "a new secret 2",
+                                "new_password2": "a new secret 2"}),
 ]
 FAULTS = ["immutable", "disk full", "locked"]
 # What the JSON answer names as the cause (SQLite says "readonly" or "disk I/O error" for an
