@@ -415,3 +415,16 @@ def test_under_gunicorn_writes_answer_503_and_reads_work(web: Web) -> None:
         assert store.arm_status().state == "armed"
     finally:
         store.close()
+
+
+def test_openapi_documents_the_503_of_every_api_write() -> None:
+    import json
+
+    from homesec.web import db_errors
+
+    spec = json.loads((Path(__file__).parents[2] / "homesec/web/openapi.json").read_text())
+    for route in API_WRITES:
+        path = route.path.removeprefix("/api/v1").replace("{eid}", "{event_id}")
+        assert "503" in spec["paths"][path][route.method.lower()]["responses"], route.path
+    enum = spec["components"]["schemas"]["Error"]["properties"]["cause"]["enum"]
+    assert set(enum) == set(db_errors.EXPLAIN) == set(db_errors.CAUSES.values())
