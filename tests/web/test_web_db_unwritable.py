@@ -292,10 +292,10 @@ def test_page_write_answers_a_503_page_and_changes_nothing(world: World, fault: 
     assert db_rows(world.cfg.paths.db_path) != before
 
 
-def test_every_writing_route_is_covered(world: World) -> None:
+def test_every_writing_route_is_covered(app: Flask) -> None:
     """A new POST/DELETE route must be added to the lists above (fails until it is)."""
     covered = {(r.method, re.sub(r"\{\w+\}", "<id>", r.path)) for r in API_WRITES + PAGE_WRITES}
-    for rule in world.app.url_map.iter_rules():
+    for rule in app.url_map.iter_rules():
         for method in (rule.methods or set()) & {"POST", "DELETE", "PUT", "PATCH"}:
             path = re.sub(r"<int:\w+>", "<id>", rule.rule)
             assert (method, path) in covered, f"{method} {rule.rule} is not tested unwritable"
