@@ -86,6 +86,9 @@ def create_app(config: Config | None = None, behind_proxy: bool = False) -> Flas
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    from homesec.web import db_errors
+
+    db_errors.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
@@ -93,4 +96,7 @@ def create_app(config: Config | None = None, behind_proxy: bool = False) -> Flas
 
     app.register_blueprint(alarm_routes.api_bp)
     app.register_blueprint(alarm_routes.pages_bp)
+    from homesec.web import password
+
+    app.register_blueprint(password.bp)
     return app

@@ -67,17 +67,29 @@ def set_password(store: Store, password: str, username: str = OWNER,
     """Hash and store the owner's password (replacing an old one). A new password ends every
     login session and forgets failed logins (they guessed at the old one), in the same
     transaction; `end_sessions=False` only for re-hashing the same password at login."""
-    check_password_rules(password)
-    digest = _hasher().hash(password)
+    digest = hash_password(password)
     with store.transaction() as c:
-        c.execute(
-            "INSERT INTO users (username, password_hash, created_ts) VALUES (?, ?, ?) "
-            "ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
-            (username, digest, time.time()),
-        )
-        if end_sessions:
-            c.execute("DELETE FROM web_sessions")
-            c.execute("DELETE FROM login_failures")
+        store_password_hash(c, digest, username, end_sessions)
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of a new password that passes the rules (AccountError otherwise)."""
+    check_password_rules(password)
+    return _hasher().hash(password)
+
+
+def store_password_hash(c: sqlite3.Connection, digest: str, username: str = OWNER,
+                        end_sessions: bool = True) -> None:
+    """Inside the caller's transaction: the new hash, and (end_sessions) every login session
+    and recorded failure gone with the old password (see set_password)."""
+    c.execute(
+        "INSERT INTO users (username, password_hash, created_ts) VALUES (?, ?, ?) "
+        "ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
+        (username, digest, time.time()),
+    )
+    if end_sessions:
+        c.execute("DELETE FROM web_sessions")
+        c.execute("DELETE FROM login_failures")
 
 
 def password_hash(store: Store, username: str = OWNER) -> str | None:

@@ -49,6 +49,11 @@ def _http_error(exc: HTTPException) -> Any:
     return resp
 
 
+def render_http_error(exc: HTTPException) -> Any:
+    """The same answer as for a raised `exc` (db_errors.py builds its 503 with it)."""
+    return _http_error(exc)
+
+
 def init_app(app: Flask) -> None:
     """Register the handler for every HTTP error."""
     app.register_error_handler(HTTPException, _http_error)

@@ -163,8 +163,9 @@ def event_delete(event_id: int) -> Any:
     return redirect(url_for("pages.home"))
 
 
-def _tokens_page(new: dict[str, str] | None = None) -> str:
-    """Active login sessions and API tokens, each with a revoke button."""
+def _tokens_page(new: dict[str, str] | None = None, **extra: Any) -> str:
+    """Active login sessions and API tokens, each with a revoke button (`extra`: more for the
+    template, such as the password form's message)."""
     store = get_store()
     ident = identity()
     return render_template(
@@ -172,7 +173,7 @@ def _tokens_page(new: dict[str, str] | None = None) -> str:
         sessions=sessions.list_active(store), current=ident.login,
         is_session=ident.kind == "session",
         fresh=ident.login is not None and ident.login.fresh(),
-        reauth_min=int(sessions.REAUTH_S // 60))
+        reauth_min=int(sessions.REAUTH_S // 60), **extra)
 
 
 @bp.get("/tokens")

@@ -75,16 +75,23 @@ def create(store: Store, days: int, client: str, user_agent: str,
            now: float | None = None) -> tuple[SessionInfo, str]:
     """A new session valid for `days` from now; returns it and the secret for the cookie.
     Expired rows are swept in the same transaction, so the table never grows without bound."""
+    with store.transaction() as c:
+        return insert(c, days, client, user_agent, now)
+
+
+def insert(c: sqlite3.Connection, days: int, client: str, user_agent: str,
+           now: float | None = None) -> tuple[SessionInfo, str]:
+    """create() inside the caller's transaction (a password change ends every session and
+    starts this browser's new one in one commit)."""
     now = time.time() if now is None else now
     secret = secrets.token_urlsafe(32)
     client, user_agent = _printable(client, CLIENT_MAX), _printable(user_agent, USER_AGENT_MAX)
     expires = now + days * 86400.0
-    with store.transaction() as c:
-        c.execute("DELETE FROM web_sessions WHERE expires_ts <= ?", (now,))
-        cur = c.execute(
-            "INSERT INTO web_sessions (secret_hash, created_ts, expires_ts, last_seen_ts, client,"
-            " user_agent) VALUES (?, ?, ?, ?, ?, ?)",
-            (_hash(secret), now, expires, now, client, user_agent))
+    c.execute("DELETE FROM web_sessions WHERE expires_ts <= ?", (now,))
+    cur = c.execute(
+        "INSERT INTO web_sessions (secret_hash, created_ts, expires_ts, last_seen_ts, client,"
+        " user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+        (_hash(secret), now, expires, now, client, user_agent))
     return SessionInfo(int(cur.lastrowid or 0), now, expires, now, client, user_agent), secret
 
 
