@@ -14,6 +14,7 @@ import pytest
 
 from homesec.camera.demo import DemoScene
 from homesec.capture.daemon import Daemon
+from homesec.capture.recording import EncodedPacket, PacketRing
 from homesec.config import Config
 from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
@@ -166,3 +167,56 @@ def test_copy_off_or_another_width_re_encodes(make_config, h264_file: Path, clip
     assert not is_run_of(mine[:5], packets(h264_file))
     frames = decoded(path)
     assert frames[0].width == clips.get("width", W)
+
+
+def _pkt(t: float, key: bool, size: int = 1000) -> EncodedPacket:
+    return EncodedPacket(b"\0" * size, key, t, 1_700_000_000.0 + t)
+
+
+def test_the_pre_roll_ring_stays_bounded_whatever_the_camera_sends() -> None:
+    """A long GOP at a high bit rate keeps at most max_bytes; a stream that never sends another
+    keyframe empties the ring instead of growing it (the daemon's memory is the limit)."""
+    ring = PacketRing(3.0, max_bytes=100_000)
+    for i in range(1000):  # a keyframe every 10 s at 25 fps, 1 kB packets: 250 kB per GOP
+        ring.append(_pkt(i / 25, i % 250 == 0))
+        assert ring.bytes <= 100_000
+    ring = PacketRing(3.0, max_bytes=100_000)
+    ring.append(_pkt(0.0, True))
+    for i in range(1, 5000):  # one keyframe, then P-frames for ever
+        ring.append(_pkt(i / 25, False))
+        assert ring.bytes <= 100_000
+    assert ring.since(100.0) == [] and len(ring) == 0
+    ring.append(_pkt(200.0, True))  # the next keyframe starts it again
+    assert len(ring.since(200.0)) == 1
+
+
+def test_the_pre_roll_ring_starts_at_the_keyframe_before_the_pre_roll() -> None:
+    ring = PacketRing(3.0)
+    for i in range(10 * 25):  # 10 s at 25 fps, a keyframe every second
+        ring.append(_pkt(i / 25, i % 25 == 0))
+    assert ring.since(9.99 - 3.0)[0].mono_s == 6.0  # the keyframe at or before 6.99 s
+    assert ring.since(0.0)[0].mono_s == 6.0  # older than the ring: its oldest keyframe
+    assert all(p.mono_s >= 6.0 for p in ring.since(7.5))
+    assert ring.since(7.5)[0].keyframe and ring.since(7.5)[0].mono_s == 7.0
+
+
+def test_a_stalled_clip_thread_drops_packets_up_to_a_keyframe_never_blocks_or_grows(
+        make_config, h264_file: Path) -> None:
+    """A live camera (real time) never waits for the clip thread: with the thread stalled, the
+    waiting packets stay within the queue's bounds, the rest are dropped and counted, and what
+    is kept after a drop starts at a keyframe."""
+    from homesec.capture import clip_copy
+    from homesec.capture.recording import ClipIndex
+
+    cfg = file_config(make_config, h264_file, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))  # its thread not started: stalled
+    with av.open(str(h264_file)) as c:
+        rec.opened(c.streams.video[0])
+        big = [(bytes(p) * 50, p.is_keyframe) for p in c.demux(video=0) if p.size]
+    for i, (data, key) in enumerate(big):  # packets 50x their size: the byte bound is hit first
+        rec.packet(data, key, i / FPS, 1_700_000_000.0 + i / FPS, i / FPS)
+    assert rec._queued_bytes <= clip_copy.QUEUE_BYTES
+    assert rec.stats()["dropped_packets"] > 0
+    queued = [v for k, v in list(rec.items.queue) if k == "packet"]
+    assert queued and queued[0].keyframe
+    assert sum(len(p.data) for p in queued) == rec._queued_bytes

@@ -42,6 +42,7 @@ log = logging.getLogger("homesec.capture.clip_copy")
 
 COPIED_CODECS = {"h264"}  # what every phone plays in MP4
 QUEUE_PACKETS = 256  # ~10 s at 25 fps: a disk that stalls longer drops up to the next keyframe
+QUEUE_BYTES = 16 * 1024 * 1024  # and at most this much waiting, however big the packets
 
 
 class CopyingClipRecorder(PyavClipRecorder):
@@ -55,6 +56,8 @@ class CopyingClipRecorder(PyavClipRecorder):
         self._frame_slots = threading.BoundedSemaphore(QUEUE_FRAMES)  # frames waiting: at most 2
         self._resync = False  # a packet was dropped: wait for the next keyframe
         self.packets_dropped = 0
+        self._queued_bytes = 0  # packet bytes waiting in `items`
+        self._bytes_lock = threading.Lock()
         self._params: tuple[Any, ...] = ()  # what identifies the copied stream's format
 
     # -- the capture thread ---------------------------------------------------------------------
@@ -91,7 +94,15 @@ class CopyingClipRecorder(PyavClipRecorder):
             self.packets_dropped += 1
             return
         self._resync = False
-        if not self._put(("packet", EncodedPacket(data, keyframe, mono_s, wall_s, dts_mono))):
+        with self._bytes_lock:
+            room = self._queued_bytes + len(data) <= QUEUE_BYTES
+            if room:
+                self._queued_bytes += len(data)
+        if not room or not self._put(("packet", EncodedPacket(data, keyframe, mono_s, wall_s,
+                                                               dts_mono))):
+            if room:
+                with self._bytes_lock:
+                    self._queued_bytes -= len(data)
             self.packets_dropped += 1
             self._resync = True
 
@@ -151,6 +162,8 @@ class CopyingClipRecorder(PyavClipRecorder):
                 image, mono, wall = value
                 self._encode(encoder, image, mono, wall)
             elif kind == "packet":
+                with self._bytes_lock:
+                    self._queued_bytes -= len(value.data)
                 if not encoding:
                     self.sink.packet(value)
             elif value is not None:  # ("source", template): copy from now on

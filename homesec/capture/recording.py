@@ -91,40 +91,56 @@ MAX_RING_BYTES = 48 * 1024 * 1024  # a camera with a long GOP and a high bit rat
 
 
 class PacketRing:
-    """The last `seconds` of packets, always starting at a keyframe (memory stays bounded: a
-    copied camera stream with a very long GOP keeps at most `max_bytes`, whole GOPs dropped)."""
+    """The last `seconds` of packets, always starting at a keyframe, held as whole GOPs.
+
+    Memory stays bounded whatever the source sends: a copied camera stream with a very long GOP
+    keeps at most `max_bytes` (the oldest GOPs go first); a stream that sends no keyframe for
+    longer than that (broken, or hostile) empties the ring, which starts again at the next
+    keyframe: the clip loses its pre-roll, the daemon never its memory.
+    """
 
     def __init__(self, seconds: float, max_bytes: int = MAX_RING_BYTES) -> None:
         self.seconds = seconds
         self.max_bytes = max_bytes
-        self._q: deque[EncodedPacket] = deque()
+        self._gops: deque[list[EncodedPacket]] = deque()
         self.bytes = 0
+        self._count = 0
 
     def append(self, pkt: EncodedPacket) -> None:
         """Add a packet and drop whole GOPs that are older than needed."""
-        self._q.append(pkt)
+        if pkt.keyframe:
+            self._gops.append([pkt])
+        elif self._gops:
+            self._gops[-1].append(pkt)
+        else:
+            return  # no keyframe yet: nothing a clip could start with
         self.bytes += len(pkt.data)
+        self._count += 1
         horizon = pkt.mono_s - self.seconds
         # Keep the last keyframe at or before the horizon: the clip must start at a keyframe.
-        while True:
-            nxt = next((i for i, p in enumerate(self._q) if i > 0 and p.keyframe), None)
-            if nxt is None or (self._q[nxt].mono_s > horizon and self.bytes <= self.max_bytes):
-                break
-            for _ in range(nxt):
-                self.bytes -= len(self._q.popleft().data)
+        while len(self._gops) > 1 and (self._gops[1][0].mono_s <= horizon
+                                       or self.bytes > self.max_bytes):
+            self._drop_oldest()
+        if self.bytes > self.max_bytes:
+            while self._gops:
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        gop = self._gops.popleft()
+        self.bytes -= sum(len(p.data) for p in gop)
+        self._count -= len(gop)
 
     def since(self, mono_s: float) -> list[EncodedPacket]:
         """Packets from the last keyframe at or before `mono_s` (or the oldest keyframe)."""
-        start = None
-        for i, p in enumerate(self._q):
-            if p.keyframe and (start is None or p.mono_s <= mono_s):
-                start = i
-            if p.mono_s > mono_s and start is not None:
-                break
-        return [] if start is None else list(self._q)[start:]
+        gops = list(self._gops)
+        first = 0
+        for i, gop in enumerate(gops):
+            if gop[0].mono_s <= mono_s:
+                first = i
+        return [p for gop in gops[first:] for p in gop]
 
     def __len__(self) -> int:
-        return len(self._q)
+        return self._count
 
 
 class ClipWriter:
