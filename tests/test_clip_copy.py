@@ -220,3 +220,24 @@ def test_a_stalled_clip_thread_drops_packets_up_to_a_keyframe_never_blocks_or_gr
     queued = [v for k, v in list(rec.items.queue) if k == "packet"]
     assert queued and queued[0].keyframe
     assert sum(len(p.data) for p in queued) == rec._queued_bytes
+
+
+def test_a_live_camera_of_another_codec_never_waits_for_a_stalled_encoder(
+        make_config, tmp_path: Path) -> None:
+    """Frames of a live (real-time) camera that is not copied queue two deep for the encoder;
+    with the encoder stalled the rest are dropped and counted, and submit() returns at once."""
+    from homesec.camera.pyav_source import PyAVCamera
+    from homesec.capture import clip_copy
+    from homesec.capture.recording import ClipIndex
+
+    src = scene_file(tmp_path / "cam.mkv", 2.0, ["-c:v", "mpeg4", "-q:v", "4"])
+    cfg = file_config(make_config, src, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))  # its thread not started: stalled
+    cam = PyAVCamera(str(src), FPS)
+    cam.packet_tap = rec
+    cam.open()
+    for _ in range(20):
+        rec.submit(cam.read())
+    cam.close()
+    assert not rec.copying and rec.stats()["encoder"] == "libx264"
+    assert rec.stats()["frames"] == 2 and rec.stats()["dropped_frames"] == 18

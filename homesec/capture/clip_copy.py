@@ -114,8 +114,9 @@ class CopyingClipRecorder(PyavClipRecorder):
         if self._last_mono is not None and frame.mono_s - self._last_mono < 0.9 * period:
             return
         self._last_mono = frame.mono_s
-        if not self._frame_slots.acquire(blocking=self.blocking, timeout=10.0 if self.blocking
-                                         else -1):
+        got = (self._frame_slots.acquire(timeout=10.0) if self.blocking
+               else self._frame_slots.acquire(blocking=False))
+        if not got:
             self.dropped += 1
             return
         if self._put(("frame", (frame.color(), frame.mono_s, frame.wall_s))):
