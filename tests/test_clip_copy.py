@@ -217,7 +217,7 @@ def test_a_stalled_clip_thread_drops_packets_up_to_a_keyframe_never_blocks_or_gr
         rec.packet(data, key, i / FPS, 1_700_000_000.0 + i / FPS, i / FPS)
     assert rec._queued_bytes <= clip_copy.QUEUE_BYTES
     assert rec.stats()["dropped_packets"] > 0
-    queued = [v for k, v in list(rec.items.queue) if k == "packet"]
+    queued = [v for k, _gen, v in list(rec.items.queue) if k == "packet"]
     assert queued and queued[0].keyframe
     assert sum(len(p.data) for p in queued) == rec._queued_bytes
 
@@ -241,3 +241,35 @@ def test_a_live_camera_of_another_codec_never_waits_for_a_stalled_encoder(
     cam.close()
     assert not rec.copying and rec.stats()["encoder"] == "libx264"
     assert rec.stats()["frames"] == 2 and rec.stats()["dropped_frames"] == 18
+
+
+def test_a_reopen_in_another_format_is_never_lost_to_a_full_queue(make_config, tmp_path: Path,
+                                                                  h264_file: Path) -> None:
+    """The camera comes back as another stream while the clip thread is behind and its queue
+    full: the switch still reaches the thread (no packet of the new stream is muxed with the old
+    one's parameters), and the new stream's clips are made right."""
+    from homesec.capture import clip_copy
+    from homesec.capture.recording import ClipIndex
+
+    other = scene_file(tmp_path / "other.mp4", 3.0, ["-c:v", "libx264", "-preset", "ultrafast",
+                                                      "-g", str(FPS), "-pix_fmt", "yuv420p"])
+    cfg = file_config(make_config, h264_file, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))
+    with av.open(str(h264_file)) as a, av.open(str(other)) as b:
+        rec.opened(a.streams.video[0])
+        first = [(bytes(p), p.is_keyframe) for p in a.demux(video=0) if p.size]
+        for i, (data, key) in enumerate(first * 2):  # fills the queue
+            rec.packet(data, key, i / FPS, 1e9 + i / FPS, i / FPS)
+        assert rec.items.full()
+        rec.opened(b.streams.video[0])  # the queue is still full
+        assert rec._sources, "the switch was dropped with the queue full"
+        rec.start()  # the thread catches up
+        t0 = 100.0
+        for i, p in enumerate(p for p in b.demux(video=0) if p.size):
+            rec.packet(bytes(p), p.is_keyframe, t0 + i / FPS, 1e9 + t0 + i / FPS, t0 + i / FPS)
+        wait_for(lambda: rec.items.empty() and not rec._sources, timeout=10,
+                 what="the clip thread to take the switch")
+    assert rec.sink.template is not None
+    ring = rec.sink.ring.since(0.0)
+    assert ring and all(p.mono_s >= t0 for p in ring), "old stream's packets kept after the switch"
+    rec.stop()

@@ -52,13 +52,19 @@ class CopyingClipRecorder(PyavClipRecorder):
         super().__init__(cfg, index)
         self.copying = False  # set on the capture thread when the source opens
         self.codec = ""
-        self.items: queue.Queue[tuple[str, Any] | None] = queue.Queue(QUEUE_PACKETS)
+        self.items: queue.Queue[tuple[str, int, Any] | None] = queue.Queue(QUEUE_PACKETS)
         self._frame_slots = threading.BoundedSemaphore(QUEUE_FRAMES)  # frames waiting: at most 2
         self._resync = False  # a packet was dropped: wait for the next keyframe
         self.packets_dropped = 0
         self._queued_bytes = 0  # packet bytes waiting in `items`
         self._bytes_lock = threading.Lock()
         self._params: tuple[Any, ...] = ()  # what identifies the copied stream's format
+        # Each (re)open with another format is a new generation; its template (None: encode)
+        # waits here, and every queued item carries its generation. A full queue can then drop
+        # packets and frames but never the switch itself.
+        self._gen = 0
+        self._sources: dict[int, Any] = {}
+        self._encoder: PyavEncoder | None = None  # made when a source is not copied
 
     # -- the capture thread ---------------------------------------------------------------------
 
@@ -83,7 +89,8 @@ class CopyingClipRecorder(PyavClipRecorder):
             log.info("clips: %s", f"copying the camera's {codec}, not re-encoded" if copy else
                      f"the camera sends {codec}: clips are encoded with libx264")
         self.copying, self.codec, self._params = copy, codec, params
-        self._put(("source", template))
+        self._sources[self._gen + 1] = template
+        self._gen += 1
 
     def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
                dts_mono: float) -> None:
@@ -98,8 +105,8 @@ class CopyingClipRecorder(PyavClipRecorder):
             room = self._queued_bytes + len(data) <= QUEUE_BYTES
             if room:
                 self._queued_bytes += len(data)
-        if not room or not self._put(("packet", EncodedPacket(data, keyframe, mono_s, wall_s,
-                                                               dts_mono))):
+        if not room or not self._put(("packet", self._gen,
+                                      EncodedPacket(data, keyframe, mono_s, wall_s, dts_mono))):
             if room:
                 with self._bytes_lock:
                     self._queued_bytes -= len(data)
@@ -119,13 +126,13 @@ class CopyingClipRecorder(PyavClipRecorder):
         if not got:
             self.dropped += 1
             return
-        if self._put(("frame", (frame.color(), frame.mono_s, frame.wall_s))):
+        if self._put(("frame", self._gen, (frame.color(), frame.mono_s, frame.wall_s))):
             self.submitted += 1
         else:
             self._frame_slots.release()
             self.dropped += 1
 
-    def _put(self, item: tuple[str, Any]) -> bool:
+    def _put(self, item: tuple[str, int, Any]) -> bool:
         try:
             self.items.put(item, block=self.blocking, timeout=10.0 if self.blocking else None)
             return True
@@ -142,10 +149,8 @@ class CopyingClipRecorder(PyavClipRecorder):
     # -- the clips thread -----------------------------------------------------------------------
 
     def run(self) -> None:
-        import av  # lazily: see recording._AV_NOTE
-
-        encoder: PyavEncoder | None = None
         encoding = False
+        generation = 0
         while True:
             try:
                 item = self.items.get(timeout=0.2)
@@ -155,37 +160,47 @@ class CopyingClipRecorder(PyavClipRecorder):
             self._controls()
             if item is None:
                 break
-            kind, value = item
+            kind, gen, value = item
             if kind == "frame":
                 self._frame_slots.release()
-                if not encoding or encoder is None:
-                    continue  # queued before the source turned out to be copied
-                image, mono, wall = value
-                self._encode(encoder, image, mono, wall)
-            elif kind == "packet":
+            else:
                 with self._bytes_lock:
                     self._queued_bytes -= len(value.data)
-                if not encoding:
-                    self.sink.packet(value)
-            elif value is not None:  # ("source", template): copy from now on
-                encoding = False
-                self.sink.frame_s = 1.0 / max(self.cfg.camera.fps, 1.0)
-                self.sink.use_template(value)
-            else:  # ("source", None): encode frames from now on
-                encoding = True
-                if encoder is None:
-                    try:
-                        encoder = PyavEncoder(*self.size, self.fps, self.cfg.clips.crf)
-                    except (av.FFmpegError, ValueError) as exc:
-                        log.error("clip encoder unavailable (%s): events are recorded without "
-                                  "clips", exc)
-                        continue
-                self.sink.frame_s = 1.0 / self.fps
-                self.sink.use_template(encoder.stream)
+            if gen < generation:
+                continue  # queued before the source reopened in another format
+            if gen > generation:
+                generation = gen
+                encoding = self._switch(gen)
+            if kind == "frame" and encoding and self._encoder is not None:
+                self._encode(self._encoder, *value)
+            elif kind == "packet" and not encoding:
+                self.sink.packet(value)
         self._controls()
         self.sink.close()
 
+    def _switch(self, gen: int) -> bool:
+        """Apply generation `gen`'s source: its template (copy), or the encoder. True: encode."""
+        import av  # lazily: see recording._AV_NOTE
+
+        template = None
+        for g in [g for g in list(self._sources) if g <= gen]:
+            template = self._sources.pop(g)
+        if template is not None:
+            self.sink.frame_s = 1.0 / max(self.cfg.camera.fps, 1.0)
+            self.sink.use_template(template)
+            return False
+        if self._encoder is None:
+            try:
+                self._encoder = PyavEncoder(*self.size, self.fps, self.cfg.clips.crf)
+            except (av.FFmpegError, ValueError) as exc:
+                log.error("clip encoder unavailable (%s): events are recorded without clips", exc)
+                return True
+        self.sink.frame_s = 1.0 / self.fps
+        self.sink.use_template(self._encoder.stream)
+        return True
+
     def _encode(self, encoder: PyavEncoder, image: np.ndarray, mono: float, wall: float) -> None:
+        """One frame of a source that is not copied."""
         import av  # lazily: see recording._AV_NOTE
         import cv2
 
