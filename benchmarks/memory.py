@@ -8,10 +8,12 @@ One run measures, on a temp state dir:
 2. the real capture daemon (`homesec run`, a subprocess as systemd runs it) at 1280x720, 15 fps,
    armed, mail on (a real aiosmtpd server, STARTTLS + AUTH, on 127.0.0.1), for --seconds on each
    source: the demo scene and a 1280x720 H.264 file (made here with ffmpeg from a dev clip, looped
-   in real time through the opencv source, decoded by PyAV). Peak RSS (VmHWM), mean RSS, events
+   in real time through the opencv source, decoded by PyAV; its clips copy the file's own H.264
+   packets, capture/clip_copy.py). Peak RSS (VmHWM), mean RSS, events
    and mails seen. Each source three ways: glibc's default malloc arenas (one per thread, up to
    8 x cores); MALLOC_ARENA_MAX=2 as homesec-capture.service sets it; and the same with clips off
-   (no encoder, no PyAV on the demo source): the baseline that shows what clips cost;
+   (no encoder, no PyAV on the demo source): the baseline that shows what clips cost (the demo
+   encodes with libx264; the file source only keeps a ring of its packets);
    with --before REV also the same runs on an older commit (a temporary git worktree of REV,
    same venv): the before/after of a memory change in one run;
 3. the web service (`homesec web`: gunicorn master + 2 workers) after a few requests: RSS, PSS
