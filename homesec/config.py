@@ -3,7 +3,8 @@
 Why a strict model: a home-security box that silently ignores a misspelt key ("post_motion" for
 "post_motion_s") would look configured and not be. Every section forbids unknown keys, every field
 has a default, bounds and a description, and `load()` turns any problem into one `ConfigError`
-that names the file, the key and the value.
+that names the file, the key and the value. The checking itself is homesec/config_schema.py
+(not pydantic: it cost every homesec process ~20 MB, see docs/memory.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from homesec.config_schema import (
+    Field,
+    Section,
+    ValidationError,
+    field_validator,
+    model_validator,
+    validate,
+)
 
 DEFAULT_STATE_DIR = "/var/lib/homesec"
 DEFAULT_RUNTIME_DIR = "/run/homesec"
@@ -31,12 +39,6 @@ DEFAULT_ALLOW_NETWORKS = (
 
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names file, key and value."""
-
-
-class Section(BaseModel):
-    """Base for every config section: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 Coord = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -540,7 +542,7 @@ def _format_error(path: Path | str, exc: ValidationError, data: dict[str, Any]) 
 def parse(data: dict[str, Any], source: Path | str = "<config>") -> Config:
     """Validate a dict (as read from TOML) into a Config, or raise ConfigError."""
     try:
-        return Config.model_validate(data)
+        return validate(Config, data)
     except ValidationError as exc:
         raise ConfigError(_format_error(source, exc, data)) from None
 

@@ -4,13 +4,14 @@ README keeps the quick start and points at that reference."""
 from __future__ import annotations
 
 from homesec.config import Config
+from homesec.config_schema import fields_of
 from tests.conftest import REPO
 
 
 def all_keys() -> list[str]:
     cfg = Config()
-    return [f"{section}.{name}" for section in Config.model_fields
-            for name in type(getattr(cfg, section)).model_fields]
+    return [f"{section}.{name}" for section in fields_of(Config)
+            for name in fields_of(getattr(cfg, section))]
 
 
 def test_every_config_key_is_in_the_configuration_reference() -> None:

@@ -35,9 +35,9 @@ DAEMON_RUN = """
 import sys
 from homesec.camera.demo import DemoCamera
 from homesec.capture.daemon import Daemon
-from homesec.config import Config
+from homesec.config import parse
 
-cfg = Config.model_validate({{
+cfg = parse({{
     "camera": {{"source": "demo", "width": 640, "height": 360, "fps": 15, "realtime": False}},
     "paths": {{"state_dir": "{root}/state", "runtime_dir": "{root}/run"}},
     "clips": {{"enabled": {clips}}},

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 import homesec.storage.store as store_mod
 from homesec.capture.snapshot import save_snapshot
 from homesec.config import Config
+from homesec.config_schema import replace
 from homesec.storage.store import Store
 from homesec.web import accounts, create_app, sessions
 from tests.fault_support import db_fault_paths, fill, immutable, small_filesystem
@@ -179,8 +180,8 @@ def fault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def world(fault: str, tmp_path: Path) -> Iterator[World]:
     cfg = make_config(tmp_path)
-    cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(
-        update={"media_dir": tmp_path / "media"})})  # media off the small file system
+    cfg = replace(cfg, paths=replace(cfg.paths, media_dir=tmp_path / "media"))  # media off the
+    # small file system
     w = _world(cfg)
     yield w
     w.store.close()
