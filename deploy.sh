@@ -276,8 +276,7 @@ print_versions() {
     [[ $DRY_RUN == 0 ]] || return 0
     say "installed versions: $("$VENV/bin/python" -c '
 import importlib.metadata as md, sys
-names = ["homesec", "numpy", "opencv-python-headless", "av", "flask", "gunicorn", "pydantic",
-         "argon2-cffi"]
+names = ["homesec", "numpy", "opencv-python-headless", "av", "flask", "gunicorn", "argon2-cffi"]
 out = ["python " + sys.version.split()[0]]
 for name in names:
     try:

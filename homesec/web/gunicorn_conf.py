@@ -12,7 +12,7 @@ Worker class and counts, and why:
   CPU and 46 MiB) does not block the other; Python's GIL also makes two processes use the Pi's cores
   better than one with more threads. More processes cost ~40 MB of RAM each on the Pi.
 - No gevent/eventlet: no monkey-patching next to sqlite3 and OpenCV, and no extra dependency.
-- `preload_app`: the app (Flask, Jinja, pydantic, argon2; never numpy or OpenCV, see
+- `preload_app`: the app (Flask, Jinja, argon2; never numpy or OpenCV, see
   tests/test_imports.py) is imported once in the master and shared copy-on-write by the workers.
   create_app() opens no database or thread, so forking after it is safe.
 - `timeout` does not hurt streams: in gthread workers the heartbeat comes from the main thread,
