@@ -101,8 +101,13 @@ class FieldInfo:
         return self.default is _MISSING and self.default_factory is None
 
     def make_default(self) -> Any:
-        """A fresh default value (a new one from default_factory each time)."""
-        return self.default_factory() if self.default_factory is not None else self.default
+        """A fresh default value (a new one from default_factory each time; a list or dict
+        default is copied, so no two sections share it)."""
+        if self.default_factory is not None:
+            return self.default_factory()
+        if isinstance(self.default, list | dict):
+            return type(self.default)(self.default)
+        return self.default
 
     def __repr__(self) -> str:
         return f"FieldInfo(annotation={self.annotation!r}, default={self.default!r})"

@@ -3,9 +3,11 @@ every problem is reported with its full key path, and that assignments stay chec
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 
@@ -18,7 +20,16 @@ from homesec.config import (
     load,
     parse,
 )
-from homesec.config_schema import ValidationError, as_dict, fields_of, replace
+from homesec.config_schema import (
+    Field,
+    Section,
+    ValidationError,
+    as_dict,
+    field_validator,
+    fields_of,
+    replace,
+    validate,
+)
 from tests.conftest import REPO, run_homesec
 
 
@@ -152,3 +163,40 @@ def test_no_pydantic_in_any_process() -> None:
             "sys.exit('pydantic' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+class Probe(Section):
+    """A section with the kinds of field config.py does not use (yet)."""
+
+    tags: list[str] = []  # noqa: RUF012 (copied for each instance: what the test checks)
+    net: ipaddress.IPv4Network | None = None
+    weights: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict,
+                                                                description="per-zone weights")
+    level: Literal[1, 2] = 1
+
+    @field_validator("tags")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [t.lower() for t in value]
+
+
+def test_the_layer_handles_other_field_kinds() -> None:
+    a, b = Probe(), Probe()
+    a.tags.append("x")
+    assert b.tags == []  # a plain list default is copied, never shared
+    p = validate(Probe, {"tags": ["A"], "net": "10.0.0.0/8", "weights": {"door": 2}, "level": 2})
+    assert p.tags == ["a"] and p.net == ipaddress.IPv4Network("10.0.0.0/8")
+    assert p.weights == {"door": 2.0} and p.level == 2
+    with pytest.raises(ValidationError) as err:
+        validate(Probe, {"net": "10.0.0.1/8", "weights": {"door": -1}, "level": True})
+    locs = [e["loc"] for e in err.value.errors()]
+    assert locs == [("net",), ("weights", "door"), ("level",)], err.value.errors()
+
+
+class Unknowable(Section):
+    when: complex = 0j
+
+
+def test_a_field_type_the_layer_cannot_check_fails_loudly() -> None:
+    with pytest.raises(TypeError, match=r"Unknowable\.when"):
+        Unknowable()
