@@ -18,7 +18,7 @@ from homesec.capture.recording import EncodedPacket, PacketRing
 from homesec.config import Config
 from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
-from tests.conftest import wait_for
+from tests.conftest import DEV_CLIPS, wait_for
 
 W, H, FPS = 640, 360, 15
 
@@ -273,3 +273,36 @@ def test_a_reopen_in_another_format_is_never_lost_to_a_full_queue(make_config, t
     ring = rec.sink.ring.since(0.0)
     assert ring and all(p.mono_s >= t0 for p in ring), "old stream's packets kept after the switch"
     rec.stop()
+
+
+def ffprobe_duration(path: Path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                          "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not (DEV_CLIPS / "beweging-walking-to.h264").exists(), reason="no dev clip")
+def test_a_raw_h264_file_without_timestamps_gives_clips_that_play_every_frame(
+        make_config) -> None:
+    """A raw .h264 file (what a Pi camera or a DVR export writes) has no timestamps and its
+    stream claims a frame rate of 1200000: every copied frame must still play, the last one
+    included (it was cut by the MP4's edit list: the packets had no duration)."""
+    src = DEV_CLIPS / "beweging-walking-to.h264"
+    cfg = make_config(camera={"source": "opencv", "device": str(src), "fps": 25, "width": 640,
+                              "height": 480},
+                      clips={"pre_roll_s": 2.0}, events={"post_motion_s": 2.0})
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    clips = [c for ev in store.events() for c in clips_of(store, ev.id)]
+    assert clips
+    for clip in clips:
+        path = cfg.paths.media / clip.path
+        frames = decoded(path)
+        assert len(frames) == clip.frames, "a copied frame does not play"
+        pts = [f.pts for f in frames]
+        assert all(b > a for a, b in itertools.pairwise(pts))
+        # Shown at the file's 25 fps: the player's duration is the frames' count / 25.
+        assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
+        assert abs(clip.duration_s - clip.frames / 25) <= 1.5 / 25

@@ -146,9 +146,14 @@ class PacketRing:
 class ClipWriter:
     """One MP4 file being written under a temporary name."""
 
-    def __init__(self, final: Path, template: Any, first: EncodedPacket) -> None:
+    def __init__(self, final: Path, template: Any, first: EncodedPacket,
+                 frame_s: float = 0.0) -> None:
         import av  # lazily: see _AV_NOTE
         self.final = final
+        # Every packet is given one frame time as its duration: without one the muxer takes it
+        # from the template's frame rate, which a raw .h264 stream gives as 1200000 (and an RTSP
+        # camera often as 90000): the last frame then lasts 0 and the MP4's edit list cuts it.
+        self._duration = max(1, round(frame_s / TIME_BASE)) if frame_s > 0 else 0
         self.part_path = final.with_name(final.stem + PART_SUFFIX)
         self.start_mono, self.start_wall = first.mono_s, first.wall_s
         # Timestamps count from the first packet's decoding time (with B-frames it comes before
@@ -179,6 +184,8 @@ class ClipWriter:
         p.dts = dts
         p.pts = max(dts, round((pkt.mono_s - self._ts0) / TIME_BASE))
         p.time_base = TIME_BASE
+        if self._duration:
+            p.duration = self._duration
         p.is_keyframe = pkt.keyframe
         p.stream = self._stream
         self._out.mux(p)
@@ -306,7 +313,7 @@ class ClipSink:
             job.dropped_at_open = self.dropped()
             final = self.media / job.day / f"{job.key}.clip{job.part}.mp4"
             try:
-                job.writer = w = ClipWriter(final, self.template, pkt)
+                job.writer = w = ClipWriter(final, self.template, pkt, self.frame_s)
             except (OSError, av.FFmpegError) as exc:
                 self._failed(exc)
                 return
