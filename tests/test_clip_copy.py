@@ -306,3 +306,23 @@ def test_a_raw_h264_file_without_timestamps_gives_clips_that_play_every_frame(
         # Shown at the file's 25 fps: the player's duration is the frames' count / 25.
         assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
         assert abs(clip.duration_s - clip.frames / 25) <= 1.5 / 25
+
+
+def test_a_raw_h264_file_with_b_frames_gives_clips_shown_in_order(make_config,
+                                                                  tmp_path: Path) -> None:
+    """A raw .h264 stream has no timestamps: with B-frames (decoding order is not the order
+    shown) the presentation time of its packets is unknown; copied, each frame got the time of
+    its place in decoding order, so the times of the frames shown went back and forth (players
+    drop or stutter them). Such a clip is encoded instead."""
+    src = scene_file(tmp_path / "cam.h264", 14.0, H264_BFRAMES)
+    cfg = file_config(make_config, src)
+    daemon = Daemon(cfg)
+    daemon.run()
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    frames = decoded(cfg.paths.media / clip.path)
+    assert len(frames) == clip.frames > 4 * FPS
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(pts)), f"times go back: {pts[:12]}"
+    assert abs(ffprobe_duration(cfg.paths.media / clip.path) - clip.duration_s) <= 2.0 / FPS

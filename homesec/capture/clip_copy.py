@@ -41,6 +41,9 @@ from homesec.config import Config
 log = logging.getLogger("homesec.capture.clip_copy")
 
 COPIED_CODECS = {"h264"}  # what every phone plays in MP4
+# Demuxers that give packets no timestamps (a raw .h264 file or stream): without B-frames a
+# packet's place in the stream is its presentation time; with them it is not (and unknown).
+UNTIMED_FORMATS = {"h264"}
 QUEUE_PACKETS = 256  # ~10 s at 25 fps: a disk that stalls longer drops up to the next keyframe
 QUEUE_BYTES = 16 * 1024 * 1024  # and at most this much waiting, however big the packets
 
@@ -74,7 +77,10 @@ class CopyingClipRecorder(PyavClipRecorder):
 
         ctx = stream.codec_context
         codec = ctx.name
-        copy = codec in COPIED_CODECS
+        demuxer = getattr(getattr(stream, "container", None), "format", None)
+        reordered_untimed = (bool(ctx.has_b_frames)
+                             and getattr(demuxer, "name", "") in UNTIMED_FORMATS)
+        copy = codec in COPIED_CODECS and not reordered_untimed
         self._resync = True  # the first packet of a new stream to be kept is a keyframe
         params = (codec, ctx.width, ctx.height, bytes(ctx.extradata or b""))
         if copy and self.copying and params == self._params:
@@ -87,6 +93,8 @@ class CopyingClipRecorder(PyavClipRecorder):
             template = av.open(io.BytesIO(), "w", format="mp4").add_stream_from_template(stream)
         if copy != self.copying or codec != self.codec:
             log.info("clips: %s", f"copying the camera's {codec}, not re-encoded" if copy else
+                     f"the camera sends {codec} with B-frames and no timestamps: clips are "
+                     "encoded with libx264" if reordered_untimed else
                      f"the camera sends {codec}: clips are encoded with libx264")
         self.copying, self.codec, self._params = copy, codec, params
         self._sources[self._gen + 1] = template
