@@ -326,3 +326,31 @@ def test_a_raw_h264_file_with_b_frames_gives_clips_shown_in_order(make_config,
     pts = [f.pts for f in frames]
     assert all(b > a for a, b in itertools.pairwise(pts)), f"times go back: {pts[:12]}"
     assert abs(ffprobe_duration(cfg.paths.media / clip.path) - clip.duration_s) <= 2.0 / FPS
+
+
+def test_an_h264_avi_file_gives_clips_at_its_own_speed_with_pre_roll(make_config,
+                                                                     tmp_path: Path) -> None:
+    """An AVI of H.264 (what `ffmpeg -c copy` makes of an MP4, and some recorders export) has
+    a time base of 1/30 for 15 fps and claims an average rate of 30: the copied packets were
+    timed at half speed, so the clip ran twice as long as its frames and started after the
+    event instead of before it."""
+    mp4 = scene_file(tmp_path / "cam.mp4", 14.0, ["-c:v", "libx264", "-preset", "veryfast",
+                                                   "-g", str(FPS), "-pix_fmt", "yuv420p"])
+    src = tmp_path / "cam.avi"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(mp4), "-c", "copy",
+                    str(src)], check=True)
+    cfg = file_config(make_config, src)
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    frames = decoded(path)
+    assert len(frames) == clip.frames > 4 * FPS
+    assert abs(ffprobe_duration(path) - clip.frames / FPS) <= 1.5 / FPS, "not at 15 fps"
+    assert abs(clip.duration_s - clip.frames / FPS) <= 1.5 / FPS
+    assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
+    assert ev.start_ts - clip.start_ts <= cfg.clips.pre_roll_s + 1.0 + 0.01
+    assert clip.end_ts >= ev.end_ts - 0.1

@@ -144,7 +144,10 @@ class PyAVCamera:
             stream.codec_context.thread_count = self.threads
         self._container = container
         self._frames = self._decode(container, stream)
-        rate = stream.average_rate or stream.guessed_rate
+        # The rate that matches the timestamps: an AVI of H.264 has a time base of 1/30 for 15
+        # fps and claims an average rate of 30; FFmpeg's guess (r_frame_rate unless that is
+        # implausible) is 15, as `ffmpeg` itself uses.
+        rate = stream.guessed_rate or stream.average_rate
         self._rate = float(rate) if rate and 0 < float(rate) < 240 else 0.0
         if self.file and self.fps <= 0 and self._rate:
             self.fps = self._rate
