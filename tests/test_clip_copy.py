@@ -306,6 +306,12 @@ def test_a_raw_h264_file_without_timestamps_gives_clips_that_play_every_frame(
         # Shown at the file's 25 fps: the player's duration is the frames' count / 25.
         assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
         assert abs(clip.duration_s - clip.frames / 25) <= 1.5 / 25
+    # status.json tells what the clips are: the camera's 25 fps copied (not clips.fps, which
+    # does not apply), and the frames taken so far.
+    status = daemon.status()["clips"]
+    assert status["fps"] == 25 and cfg.clips.fps != 25
+    assert status["frames"] >= sum(c.frames for c in clips)
+    assert status["dropped_frames"] == 0
 
 
 def test_a_raw_h264_file_with_b_frames_gives_clips_shown_in_order(make_config,

@@ -59,6 +59,7 @@ class CopyingClipRecorder(PyavClipRecorder):
         self._frame_slots = threading.BoundedSemaphore(QUEUE_FRAMES)  # frames waiting: at most 2
         self._resync = False  # a packet was dropped: wait for the next keyframe
         self.packets_dropped = 0
+        self.packets_taken = 0  # copied packets handed to the clips thread
         self._queued_bytes = 0  # packet bytes waiting in `items`
         self._bytes_lock = threading.Lock()
         self._params: tuple[Any, ...] = ()  # what identifies the copied stream's format
@@ -120,6 +121,8 @@ class CopyingClipRecorder(PyavClipRecorder):
                     self._queued_bytes -= len(data)
             self.packets_dropped += 1
             self._resync = True
+        else:
+            self.packets_taken += 1
 
     def submit(self, frame: Frame) -> None:
         """A frame: used only while the source is not copied (then encoded, as for the demo)."""
@@ -148,9 +151,13 @@ class CopyingClipRecorder(PyavClipRecorder):
             return False
 
     def stats(self) -> dict[str, Any]:
-        """For status.json: the encoder is "copy" while the camera's own video is kept."""
+        """For status.json: the encoder is "copy" while the camera's own video is kept, and
+        then `fps` and `frames` are the camera's (the copied packets), not the encoder's."""
         out = super().stats()
         out["encoder"] = f"copy ({self.codec})" if self.copying else "libx264"
+        if self.copying:  # the camera's own frames at its rate; clips.fps does not apply
+            out["fps"] = self.cfg.camera.fps
+            out["frames"] = self.packets_taken
         out["dropped_packets"] = self.packets_dropped
         return out
 
