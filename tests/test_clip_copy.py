@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -360,3 +361,126 @@ def test_an_h264_avi_file_gives_clips_at_its_own_speed_with_pre_roll(make_config
     assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
     assert ev.start_ts - clip.start_ts <= cfg.clips.pre_roll_s + 1.0 + 0.01
     assert clip.end_ts >= ev.end_ts - 0.1
+
+
+class TSCamera:
+    """An IP camera on loopback: H.264 in MPEG-TS over HTTP, sent in real time by ffmpeg (-re);
+    each connection starts the recording again (the stream's clock restarts); `cut()` drops the
+    connection in progress, as a camera that reboots or a Wi-Fi that drops."""
+
+    def __init__(self, src: Path) -> None:
+        self.connections = 0
+        self._procs: list[subprocess.Popen[bytes]] = []
+        cam = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                cam.connections += 1
+                proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(src),
+                                         "-c", "copy", "-f", "mpegts", "pipe:1"],
+                                        stdout=subprocess.PIPE)
+                cam._procs.append(proc)
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                assert proc.stdout is not None
+                try:
+                    while chunk := proc.stdout.read1(65536):
+                        self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    proc.kill()
+                    proc.wait()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/cam.ts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def cut(self) -> None:
+        for proc in self._procs:
+            proc.kill()
+
+    def close(self) -> None:
+        self.cut()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_network_camera_that_reconnects_during_an_event_gives_a_clip_that_plays(
+        make_config, h264_file: Path) -> None:
+    """The camera's stream drops while the person is in view and comes back from the start of
+    its clock: the copied clip goes on across the reconnect, every frame plays, times go on."""
+    cam = TSCamera(h264_file)
+    stop = threading.Event()
+    cfg = make_config(camera={"source": "opencv", "device": cam.url, "fps": FPS, "width": W,
+                              "height": H, "realtime": True, "reconnect_max_s": 0.5},
+                      clips={"pre_roll_s": 2.0}, events={"post_motion_s": 2.0})
+    daemon = Daemon(cfg, stop=stop)
+    t = threading.Thread(target=daemon.run)
+    t.start()
+    try:
+        wait_for(lambda: daemon.tracker.current is not None, timeout=30, what="the event")
+        wait_for(lambda: daemon.frames >= 7 * FPS, timeout=30, what="the person in view")
+        assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+        cam.cut()
+        wait_for(lambda: cam.connections >= 2, timeout=30, what="the reconnect")
+        wait_for(lambda: daemon.clips.index.registered >= 1, timeout=60, what="the clip")
+    finally:
+        stop.set()
+        t.join(30)
+        cam.close()
+    store = Store(cfg.paths.db_path)
+    ev = min(store.events(), key=lambda e: e.start_ts)
+    clips = clips_of(store, ev.id)
+    assert clips
+    for clip in clips:
+        path = cfg.paths.media / clip.path
+        frames = decoded(path)
+        assert len(frames) == clip.frames
+        pts = [f.pts for f in frames]
+        assert all(b > a for a, b in itertools.pairwise(pts))
+        # The burst after the reconnect plays at the camera's pace (up to its length longer).
+        assert clip.duration_s - 0.5 <= ffprobe_duration(path) <= clip.duration_s + 2.0
+    # The pre-roll is there: the packets are timed like the frames the detector saw.
+    assert ev.start_ts - clips[0].start_ts >= cfg.clips.pre_roll_s - 0.01
+    assert clips[-1].end_ts >= ev.end_ts - 0.2
+
+
+def test_a_network_cameras_packets_are_timed_like_its_frames(h264_file: Path) -> None:
+    """A stream's first seconds arrive in a burst (FFmpeg probes it; many cameras send their
+    last GOP at once): the packets, timed by the stream's clock from the first one, ran ahead of
+    the frames, timed when decoded, by that burst (1.2 s here) for the whole session: a clip then
+    lost its pre-roll (the ring's horizon is the newest packet) and the end of its event."""
+    from homesec.camera.pyav_source import PyAVCamera
+
+    mp4 = h264_file.with_name("nob.mp4")
+    if not mp4.exists():
+        scene_file(mp4, 14.0, ["-c:v", "libx264", "-preset", "veryfast", "-g", str(FPS),
+                               "-pix_fmt", "yuv420p"])
+    cam = TSCamera(mp4)
+    times: list[float] = []
+
+    class Tap:
+        def opened(self, stream: object) -> None:
+            pass
+
+        def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
+                   dts_mono: float) -> None:
+            times.append(mono_s)
+
+    src = PyAVCamera(cam.url, FPS)
+    src.packet_tap = Tap()
+    try:
+        src.open()
+        frames = [src.read().mono_s for _ in range(6 * FPS)]  # no B-frames: packet i = frame i
+    finally:
+        src.close()
+        cam.close()
+    late = [round(times[i] - frames[i], 2) for i in range(len(frames))]
+    # A few frames of decoder delay at most (the burst itself is decoded in a burst).
+    assert max(abs(d) for d in late[2 * FPS:]) <= 0.3, late

@@ -160,6 +160,7 @@ class ClipWriter:
         # its presentation): the file's times are then never negative.
         self._ts0 = min(first.mono_s, first.mono_s if first.dts_mono is None else first.dts_mono)
         self._last_dts = -1
+        self._shift = 0  # ticks added after the camera's clock went back
         self.end_wall = first.wall_s
         self.last_mono = first.mono_s
         self.frames = 0
@@ -178,11 +179,17 @@ class ClipWriter:
         import av  # lazily: see _AV_NOTE
         p = av.Packet(pkt.data)
         dts = round(((pkt.mono_s if pkt.dts_mono is None else pkt.dts_mono) - self._ts0)
-                    / TIME_BASE)
-        dts = max(dts, self._last_dts + 1)  # a camera's clock that jumped: keep the file valid
+                    / TIME_BASE) + self._shift
+        if dts <= self._last_dts:
+            # A camera's clock that went back (a re-anchored stream): the file's times go on one
+            # frame later, and every packet after moves by as much, so the distance between its
+            # decoding and presentation times (B-frames' order) stays the camera's.
+            step = max(1, self._duration)
+            self._shift += self._last_dts + step - dts
+            dts = self._last_dts + step
         self._last_dts = dts
         p.dts = dts
-        p.pts = max(dts, round((pkt.mono_s - self._ts0) / TIME_BASE))
+        p.pts = max(dts, round((pkt.mono_s - self._ts0) / TIME_BASE) + self._shift)
         p.time_base = TIME_BASE
         if self._duration:
             p.duration = self._duration
