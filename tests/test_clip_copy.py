@@ -4,6 +4,7 @@ re-encoded; other codecs and `clips.copy_h264 = false` still encode (capture/cli
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,11 +16,11 @@ import pytest
 
 from homesec.camera.demo import DemoScene
 from homesec.capture.daemon import Daemon
-from homesec.capture.recording import EncodedPacket, PacketRing
+from homesec.capture.recording import PART_SUFFIX, EncodedPacket, PacketRing
 from homesec.config import Config
 from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
-from tests.conftest import DEV_CLIPS, wait_for
+from tests.conftest import DEV_CLIPS, homesec_cmd, wait_for, write_config
 
 W, H, FPS = 640, 360, 15
 
@@ -484,3 +485,32 @@ def test_a_network_cameras_packets_are_timed_like_its_frames(h264_file: Path) ->
     late = [round(times[i] - frames[i], 2) for i in range(len(frames))]
     # A few frames of decoder delay at most (the burst itself is decoded in a burst).
     assert max(abs(d) for d in late[2 * FPS:]) <= 0.3, late
+
+
+def test_sigterm_while_a_copied_clip_is_written_finishes_and_lists_it(
+        tmp_path: Path, h264_file: Path) -> None:
+    """`systemctl stop` during an event: the copied clip in progress is finished (playable,
+    not a .part) and gets its row before the daemon exits."""
+    cfg_path = write_config(tmp_path, camera={"source": "opencv", "device": str(h264_file),
+                                              "fps": FPS, "width": W, "height": H,
+                                              "realtime": True, "loop": True},
+                            clips={"pre_roll_s": 2.0})
+    media = tmp_path / "state" / "media"
+    proc = subprocess.Popen(homesec_cmd("run", "--config", str(cfg_path)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(media.glob(f"*/*{PART_SUFFIX}")), timeout=30,
+                 what="a clip being written")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert not list(media.glob(f"*/*{PART_SUFFIX}"))
+    store = Store(tmp_path / "state" / "homesec.db")
+    clips = [c for ev in store.events() for c in clips_of(store, ev.id)]
+    assert clips, err[-2000:]
+    for clip in clips:
+        frames = decoded(media / clip.path)
+        assert len(frames) == clip.frames > 0
