@@ -514,3 +514,41 @@ def test_sigterm_while_a_copied_clip_is_written_finishes_and_lists_it(
     for clip in clips:
         frames = decoded(media / clip.path)
         assert len(frames) == clip.frames > 0
+
+
+def test_packets_dropped_inside_a_copied_clip_are_counted_on_its_row(
+        make_config, h264_file: Path) -> None:
+    """The disk stalls during an event: the packets the full queue dropped are a gap in that
+    clip, and its row (the web UI's "dropped frames") says how many, as for encoded clips."""
+    from homesec.capture import clip_copy
+    from homesec.capture.events import Event
+    from homesec.capture.recording import ClipFile, ClipIndex
+
+    cfg = file_config(make_config, h264_file, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))  # the clip index is not started:
+    # the finished clip stays in its queue for the test to read
+    with av.open(str(h264_file)) as c:
+        rec.opened(c.streams.video[0])
+        pkts = [(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size]
+    ev = Event(start_frame=0, start_mono=0.0, start_wall=1e9, end_frame=0, end_mono=0.0,
+               end_wall=1e9)
+    rec.event_started(ev)
+    feed = pkts * 3
+    t = 0
+    for data, key in feed[:2 * len(pkts)]:  # the clips thread stalls: the queue fills, drops
+        rec.packet(data, key, t / FPS, 1e9 + t / FPS, t / FPS)
+        t += 1
+    dropped = rec.packets_dropped
+    assert dropped > 0
+    threading.Thread.start(rec)  # the thread catches up (without the index thread)
+    wait_for(rec.items.empty, timeout=30, what="the queue to drain")
+    for data, key in feed[2 * len(pkts):]:
+        rec.packet(data, key, t / FPS, 1e9 + t / FPS, t / FPS)
+        t += 1
+    rec.event_ended(ev, t / FPS)
+    rec.items.put(None)
+    rec.join(30)
+    clip = rec.index.q.get(timeout=1)
+    assert isinstance(clip, ClipFile)
+    assert clip.dropped == dropped == rec.packets_dropped
+    assert clip.frames + clip.dropped == len(feed)

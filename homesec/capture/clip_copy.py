@@ -60,6 +60,11 @@ class CopyingClipRecorder(PyavClipRecorder):
         self._resync = False  # a packet was dropped: wait for the next keyframe
         self.packets_dropped = 0
         self.packets_taken = 0  # copied packets handed to the clips thread
+        # Drops are told to the clips thread in stream order (a "gap" item before the next
+        # packet kept), so a clip's row counts the packets missing inside it.
+        self._gap = 0  # dropped since the last packet queued (capture thread)
+        self._clip_gaps = 0  # gaps seen so far (clips thread)
+        self.sink.dropped = lambda: self.dropped + self._clip_gaps
         self._queued_bytes = 0  # packet bytes waiting in `items`
         self._bytes_lock = threading.Lock()
         self._params: tuple[Any, ...] = ()  # what identifies the copied stream's format
@@ -108,8 +113,11 @@ class CopyingClipRecorder(PyavClipRecorder):
             return
         if self._resync and not keyframe:
             self.packets_dropped += 1
+            self._gap += 1
             return
         self._resync = False
+        if self._gap and self._put(("gap", self._gen, self._gap), block=False):
+            self._gap = 0
         with self._bytes_lock:
             room = self._queued_bytes + len(data) <= QUEUE_BYTES
             if room:
@@ -120,6 +128,7 @@ class CopyingClipRecorder(PyavClipRecorder):
                 with self._bytes_lock:
                     self._queued_bytes -= len(data)
             self.packets_dropped += 1
+            self._gap += 1
             self._resync = True
         else:
             self.packets_taken += 1
@@ -143,9 +152,10 @@ class CopyingClipRecorder(PyavClipRecorder):
             self._frame_slots.release()
             self.dropped += 1
 
-    def _put(self, item: tuple[str, int, Any]) -> bool:
+    def _put(self, item: tuple[str, int, Any], block: bool | None = None) -> bool:
+        block = self.blocking if block is None else block
         try:
-            self.items.put(item, block=self.blocking, timeout=10.0 if self.blocking else None)
+            self.items.put(item, block=block, timeout=10.0 if block else None)
             return True
         except queue.Full:
             return False
@@ -176,6 +186,9 @@ class CopyingClipRecorder(PyavClipRecorder):
             if item is None:
                 break
             kind, gen, value = item
+            if kind == "gap":
+                self._clip_gaps += value
+                continue
             if kind == "frame":
                 self._frame_slots.release()
             else:
