@@ -552,3 +552,37 @@ def test_packets_dropped_inside_a_copied_clip_are_counted_on_its_row(
     assert isinstance(clip, ClipFile)
     assert clip.dropped == dropped == rec.packets_dropped
     assert clip.frames + clip.dropped == len(feed)
+
+
+def test_a_long_event_from_a_camera_with_a_long_gop_splits_within_max_s(
+        make_config, tmp_path: Path) -> None:
+    """A camera with a keyframe every 4 s (common on IP cameras): a part can only start at a
+    keyframe, so a long event's parts were split at the first keyframe past max_s - 0.5 s,
+    up to 3.5 s longer than clips.max_s. They are now split at the last keyframe that keeps
+    them within it, and each part plays on its own."""
+    from homesec.capture.events import Event
+    from homesec.capture.recording import ClipSink
+
+    src = scene_file(tmp_path / "cam.mp4", 30.0, ["-c:v", "libx264", "-preset", "ultrafast",
+                                                   "-g", str(4 * FPS), "-keyint_min",
+                                                   str(4 * FPS), "-sc_threshold", "0",
+                                                   "-pix_fmt", "yuv420p"])
+    media = tmp_path / "media"
+    done: list = []
+    sink = ClipSink(media, pre_roll_s=2.0, max_s=10.0, fps=FPS, on_clip=done.append)
+    ev = Event(start_frame=0, start_mono=5.0, start_wall=1e9 + 5.0, end_frame=0, end_mono=5.0,
+               end_wall=1e9 + 5.0)
+    with av.open(str(src)) as c:
+        sink.use_template(c.streams.video[0])
+        for i, p in enumerate(p for p in c.demux(video=0) if p.size):
+            if i == 5 * FPS:
+                sink.begin(ev)
+            sink.packet(EncodedPacket(bytes(p), p.is_keyframe, i / FPS, 1e9 + i / FPS))
+        sink.end(ev, 29.0)
+        sink.close()
+    assert len(done) >= 3
+    for clip in done:
+        assert clip.end_wall - clip.start_wall <= 10.0 + 1e-6, (clip.rel, clip.end_wall -
+                                                                 clip.start_wall)
+        assert len(decoded(media / clip.rel)) == clip.frames
+    assert done[-1].end_wall >= 1e9 + 29.0

@@ -263,6 +263,10 @@ class ClipSink:
         self.clips_written = 0
         self.clips_failed = 0
         self._failing = False
+        # The camera's keyframe interval (the last one seen): a part is split at the last
+        # keyframe that keeps it within max_s (our encoder's GOP is GOP_S, a camera's often 2-4 s).
+        self._gop_s = GOP_S
+        self._last_key: float | None = None
 
     def begin(self, ev: Event) -> None:
         """An event started: a clip from `pre_roll_s` before its start (ring permitting)."""
@@ -294,6 +298,11 @@ class ClipSink:
 
     def packet(self, pkt: EncodedPacket) -> None:
         """One encoded frame."""
+        if pkt.keyframe:
+            if self._last_key is not None and pkt.mono_s > self._last_key:
+                # At most half of max_s: one long gap (a reconnect) must not split every part.
+                self._gop_s = min(pkt.mono_s - self._last_key, self.max_s / 2)
+            self._last_key = pkt.mono_s
         self.ring.append(pkt)
         job = self.job
         if job is None:
@@ -309,7 +318,8 @@ class ClipSink:
         job = self.job
         assert job is not None
         w = job.writer
-        if w is not None and pkt.keyframe and w.duration_s + self.frame_s >= self.max_s - GOP_S:
+        if w is not None and pkt.keyframe and (w.duration_s + self.frame_s
+                                               >= self.max_s - max(GOP_S, self._gop_s)):
             self._close_part()  # long event: go on in the next part, from this keyframe
             w = None
         if w is None:
