@@ -586,3 +586,32 @@ def test_a_long_event_from_a_camera_with_a_long_gop_splits_within_max_s(
                                                                  clip.start_wall)
         assert len(decoded(media / clip.rel)) == clip.frames
     assert done[-1].end_wall >= 1e9 + 29.0
+
+
+@pytest.mark.skipif(not (DEV_CLIPS / "beweging-walking-to.h264").exists(), reason="no dev clip")
+def test_a_looped_raw_h264_file_gives_clips_that_play(make_config) -> None:
+    """A raw .h264 file looped: no timestamps, so the packets are timed by their place in the
+    stream, going on across each restart; the clips of every loop play at 25 fps."""
+    src = DEV_CLIPS / "beweging-walking-to.h264"
+    stop = threading.Event()
+    cfg = make_config(camera={"source": "opencv", "device": str(src), "fps": 25, "width": 640,
+                              "height": 480, "loop": True},
+                      clips={"pre_roll_s": 2.0}, events={"post_motion_s": 2.0})
+    daemon = Daemon(cfg, stop=stop)
+    t = threading.Thread(target=daemon.run)
+    t.start()
+    try:
+        wait_for(lambda: daemon.frames >= 479 + 10 * 25, timeout=120, what="the loop")
+    finally:
+        stop.set()
+        t.join(30)
+    store = Store(cfg.paths.db_path)
+    clips = [c for ev in store.events() for c in clips_of(store, ev.id)]
+    assert len(store.events()) >= 2 and len(clips) >= 2  # the walker again in the next loop
+    for clip in clips:
+        path = cfg.paths.media / clip.path
+        frames = decoded(path)
+        assert len(frames) == clip.frames
+        pts = [f.pts for f in frames]
+        assert all(b > a for a, b in itertools.pairwise(pts))
+        assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
