@@ -316,13 +316,15 @@ def test_a_raw_h264_file_without_timestamps_gives_clips_that_play_every_frame(
     assert status["dropped_frames"] == 0
 
 
-def test_a_raw_h264_file_with_b_frames_gives_clips_shown_in_order(make_config,
-                                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".h264", ".avi"])
+def test_a_raw_h264_file_with_b_frames_gives_clips_shown_in_order(make_config, tmp_path: Path,
+                                                                  suffix: str) -> None:
     """A raw .h264 stream has no timestamps: with B-frames (decoding order is not the order
     shown) the presentation time of its packets is unknown; copied, each frame got the time of
     its place in decoding order, so the times of the frames shown went back and forth (players
-    drop or stutter them). Such a clip is encoded instead."""
-    src = scene_file(tmp_path / "cam.h264", 14.0, H264_BFRAMES)
+    drop or stutter them). Such a clip is encoded instead. The same for AVI, which stores no
+    presentation times (FFmpeg guesses them as decoding time + 2 ticks)."""
+    src = scene_file(tmp_path / f"cam{suffix}", 14.0, H264_BFRAMES)
     cfg = file_config(make_config, src)
     daemon = Daemon(cfg)
     daemon.run()

@@ -41,9 +41,10 @@ from homesec.config import Config
 log = logging.getLogger("homesec.capture.clip_copy")
 
 COPIED_CODECS = {"h264"}  # what every phone plays in MP4
-# Demuxers that give packets no timestamps (a raw .h264 file or stream): without B-frames a
-# packet's place in the stream is its presentation time; with them it is not (and unknown).
-UNTIMED_FORMATS = {"h264"}
+# Demuxers that give packets no presentation times (a raw .h264 file or stream; AVI, whose are
+# guessed as decoding time + 2 ticks): without B-frames a packet's place in the stream is its
+# presentation time; with them it is not (and is unknown): such a source is encoded.
+UNTIMED_FORMATS = {"h264", "avi"}
 QUEUE_PACKETS = 256  # ~10 s at 25 fps: a disk that stalls longer drops up to the next keyframe
 QUEUE_BYTES = 16 * 1024 * 1024  # and at most this much waiting, however big the packets
 
