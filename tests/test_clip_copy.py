@@ -345,7 +345,8 @@ def test_an_h264_avi_file_gives_clips_at_its_own_speed_with_pre_roll(make_config
     timed at half speed, so the clip ran twice as long as its frames and started after the
     event instead of before it."""
     mp4 = scene_file(tmp_path / "cam.mp4", 14.0, ["-c:v", "libx264", "-preset", "veryfast",
-                                                   "-g", str(FPS), "-pix_fmt", "yuv420p"])
+                                                   "-bf", "0", "-g", str(FPS), "-pix_fmt",
+                                                   "yuv420p"])
     src = tmp_path / "cam.avi"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(mp4), "-c", "copy",
                     str(src)], check=True)
