@@ -372,7 +372,7 @@ class TSCamera:
     each connection starts the recording again (the stream's clock restarts); `cut()` drops the
     connection in progress, as a camera that reboots or a Wi-Fi that drops."""
 
-    def __init__(self, src: Path) -> None:
+    def __init__(self, src: Path, *options: str) -> None:
         self.connections = 0
         self._procs: list[subprocess.Popen[bytes]] = []
         cam = self
@@ -381,7 +381,7 @@ class TSCamera:
             def do_GET(self) -> None:
                 cam.connections += 1
                 proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(src),
-                                         "-c", "copy", "-f", "mpegts", "pipe:1"],
+                                         "-c", "copy", *options, "-f", "mpegts", "pipe:1"],
                                         stdout=subprocess.PIPE)
                 cam._procs.append(proc)
                 self.send_response(200)
@@ -618,3 +618,41 @@ def test_a_looped_raw_h264_file_gives_clips_that_play(make_config) -> None:
         pts = [f.pts for f in frames]
         assert all(b > a for a, b in itertools.pairwise(pts))
         assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
+
+
+def test_the_pre_roll_reaches_back_from_the_events_start_though_packets_run_ahead(
+        make_config, tmp_path: Path) -> None:
+    """The clips thread hears of an event when it is confirmed (confirm_s after its first
+    motion frame), and a copied camera's packets run ahead of its decoded frames (the decoder's
+    frame threads and B-frames: 0.3 s here). The ring kept pre_roll_s behind its newest packet,
+    so a clip could begin after "start minus pre-roll" (1.4 s of pre-roll for 2 s asked, one in
+    three runs on a live camera)."""
+    from homesec.capture import clip_copy
+    from homesec.capture.events import Event
+    from homesec.capture.recording import ClipFile, ClipIndex
+
+    src = scene_file(tmp_path / "cam.mp4", 14.0, ["-c:v", "libx264", "-preset", "ultrafast",
+                                                   "-g", str(FPS), "-pix_fmt", "yuv420p"])
+    cfg = file_config(make_config, src, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))  # the index is not started
+    threading.Thread.start(rec)
+    ev_start = 9.9  # keyframes every second: 7.0 is the one before 9.9 - 2.0
+    confirmed_at = ev_start + cfg.events.confirm_s + 0.3  # the newest packet then
+    ev = Event(start_frame=0, start_mono=ev_start, start_wall=1e9 + ev_start, end_frame=0,
+               end_mono=ev_start, end_wall=1e9 + ev_start)
+    with av.open(str(src)) as c:
+        rec.opened(c.streams.video[0])
+        pkts = [(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size]
+    for i, (data, key) in enumerate(pkts):
+        t = i / FPS
+        if t > confirmed_at and ev is not None:
+            wait_for(rec.items.empty, what="the clips thread to catch up")
+            rec.event_started(ev)
+            rec.event_ended(ev, 12.0)
+            ev = None
+        rec.packet(data, key, t, 1e9 + t, t)
+    rec.items.put(None)
+    rec.join(30)
+    clip = rec.index.q.get(timeout=1)
+    assert isinstance(clip, ClipFile)
+    assert clip.start_wall <= 1e9 + ev_start - cfg.clips.pre_roll_s, clip.start_wall - 1e9

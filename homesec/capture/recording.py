@@ -87,6 +87,7 @@ class ClipFile:
     dropped: int
 
 
+RING_LEAD_S = 1.0  # packets ahead of the frames: decoder delay (threads, B-frames), bursts
 MAX_RING_BYTES = 48 * 1024 * 1024  # a camera with a long GOP and a high bit rate: still bounded
 
 
@@ -248,10 +249,14 @@ class ClipSink:
     def __init__(self, media: Path, pre_roll_s: float, max_s: float, fps: float,
                  on_clip: Callable[[ClipFile], None], dropped: Callable[[], int] = lambda: 0,
                  on_disk_full: Callable[[], None] = lambda: None,
-                 before_open: Callable[[], None] = lambda: None) -> None:
+                 before_open: Callable[[], None] = lambda: None, lead_s: float = 0.0) -> None:
         self.media = media
         self.before_open = before_open
-        self.ring = PacketRing(pre_roll_s)
+        # The ring reaches `lead_s` further back than the pre-roll: an event is told here when
+        # it is confirmed (confirm_s after its first frame), and a copied camera's packets run
+        # ahead of its decoded frames; the clip must still begin pre_roll_s before the start.
+        self.ring_s = pre_roll_s + lead_s
+        self.ring = PacketRing(self.ring_s)
         self.pre_roll_s = pre_roll_s
         self.max_s = max_s
         self.frame_s = 1.0 / fps
@@ -285,7 +290,7 @@ class ClipSink:
         if template is self.template:
             return
         self._close_part()
-        self.ring = PacketRing(self.pre_roll_s)
+        self.ring = PacketRing(self.ring_s)
         self.template = template
 
     def end(self, ev: Event, until_mono: float) -> None:
@@ -448,7 +453,8 @@ class PyavClipRecorder(threading.Thread):
         self._last_mono: float | None = None
         self.sink = ClipSink(cfg.paths.media, cfg.clips.pre_roll_s, cfg.clips.max_s, self.fps,
                              on_clip=index.put, dropped=lambda: self.dropped,
-                             on_disk_full=index.request_sweep, before_open=self._check_disk)
+                             on_disk_full=index.request_sweep, before_open=self._check_disk,
+                             lead_s=cfg.events.confirm_s + RING_LEAD_S)
         self.encoder_errors = 0
 
     # -- called from the capture loop: never blocks ---------------------------------------------
