@@ -656,3 +656,33 @@ def test_the_pre_roll_reaches_back_from_the_events_start_though_packets_run_ahea
     clip = rec.index.q.get(timeout=1)
     assert isinstance(clip, ClipFile)
     assert clip.start_wall <= 1e9 + ev_start - cfg.clips.pre_roll_s, clip.start_wall - 1e9
+
+
+def test_the_live_view_and_snapshots_still_work_on_a_copied_source(make_config,
+                                                                   h264_file: Path) -> None:
+    """Copying skips the colour conversion of clip frames, not of the frames that need it: the
+    event's snapshot shows the person and the live view is published while a viewer watches."""
+    import cv2
+
+    from homesec.capture.live import LIVE_NAME, WANTED_NAME
+
+    cfg = file_config(make_config, h264_file, camera={"realtime": True})
+    cfg.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.paths.runtime_dir / WANTED_NAME).touch()  # a viewer has the live page open
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    live = cv2.imread(str(cfg.paths.runtime_dir / LIVE_NAME))
+    assert live is not None and live.shape[1] == W
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    assert ev.snapshot
+    snap = cv2.imread(str(cfg.paths.media / ev.snapshot))
+    assert snap is not None and snap.shape[:2] == (H, W)
+    bg = DemoScene(W, H, 320, seed=3).background.astype(np.float32)
+
+    def changed(img: np.ndarray) -> float:  # share of pixels far from the empty room
+        return float((np.abs(img.astype(np.float32) - bg).sum(axis=2) > 90).mean())
+
+    empty = decoded(h264_file)[0].to_ndarray(format="bgr24")
+    assert changed(empty) < 0.01 < 0.04 < changed(snap), "the snapshot shows an empty room"
