@@ -686,3 +686,18 @@ def test_the_live_view_and_snapshots_still_work_on_a_copied_source(make_config,
 
     empty = decoded(h264_file)[0].to_ndarray(format="bgr24")
     assert changed(empty) < 0.01 < 0.04 < changed(snap), "the snapshot shows an empty room"
+
+
+def test_status_gives_the_copied_streams_own_size(make_config, h264_file: Path) -> None:
+    """camera.width/height are what the owner expects; a copied clip has the camera's real size,
+    and status.json says that one (it said the configured size)."""
+    cfg = file_config(make_config, h264_file, camera={"width": 1280, "height": 720})
+    daemon = Daemon(cfg)
+    daemon.run()
+    status = daemon.status()["clips"]
+    assert status["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    frame = decoded(cfg.paths.media / clip.path)[0]
+    assert status["size"] == [frame.width, frame.height] == [W, H]

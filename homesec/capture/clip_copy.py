@@ -56,6 +56,7 @@ class CopyingClipRecorder(PyavClipRecorder):
         super().__init__(cfg, index)
         self.copying = False  # set on the capture thread when the source opens
         self.codec = ""
+        self.copy_size = self.size  # the copied stream's own size, once it is open
         self.items: queue.Queue[tuple[str, int, Any] | None] = queue.Queue(QUEUE_PACKETS)
         self._frame_slots = threading.BoundedSemaphore(QUEUE_FRAMES)  # frames waiting: at most 2
         self._resync = False  # a packet was dropped: wait for the next keyframe
@@ -104,6 +105,7 @@ class CopyingClipRecorder(PyavClipRecorder):
                      "encoded with libx264" if reordered_untimed else
                      f"the camera sends {codec}: clips are encoded with libx264")
         self.copying, self.codec, self._params = copy, codec, params
+        self.copy_size = (ctx.width, ctx.height)
         self._sources[self._gen + 1] = template
         self._gen += 1
 
@@ -169,6 +171,7 @@ class CopyingClipRecorder(PyavClipRecorder):
         if self.copying:  # the camera's own frames at its rate; clips.fps does not apply
             out["fps"] = self.cfg.camera.fps
             out["frames"] = self.packets_taken
+            out["size"] = list(self.copy_size)
         out["dropped_packets"] = self.packets_dropped
         return out
 
