@@ -701,3 +701,41 @@ def test_status_gives_the_copied_streams_own_size(make_config, h264_file: Path) 
     (clip,) = clips_of(store, ev.id)
     frame = decoded(cfg.paths.media / clip.path)[0]
     assert status["size"] == [frame.width, frame.height] == [W, H]
+
+
+def test_sigkill_while_a_copied_clip_is_written_lists_no_broken_clip(
+        tmp_path: Path, h264_file: Path) -> None:
+    """A power cut during a copied clip: the half-written file is never listed, and the next
+    start removes it."""
+    cfg_path = write_config(tmp_path, camera={"source": "opencv", "device": str(h264_file),
+                                              "fps": FPS, "width": W, "height": H,
+                                              "realtime": True, "loop": True},
+                            clips={"pre_roll_s": 2.0})
+    media = tmp_path / "state" / "media"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(homesec_cmd("run", "--config", str(cfg_path)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+    proc = start()
+    try:
+        parts = wait_for(lambda: list(media.glob(f"*/*{PART_SUFFIX}")), timeout=30,
+                         what="a clip being written")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert all(p.exists() for p in parts)
+    proc = start()
+    try:
+        wait_for(lambda: not any(p.exists() for p in parts), timeout=20,
+                 what="the half-written clip to be removed at start")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    store = Store(tmp_path / "state" / "homesec.db")
+    for ev in store.events():
+        for clip in clips_of(store, ev.id):
+            assert not clip.path.endswith(PART_SUFFIX)
+            assert len(decoded(media / clip.path)) == clip.frames > 0
