@@ -5,8 +5,8 @@ Why packets and not frames: a ring of raw 720p frames for 3 s of pre-roll would 
 of H.264 packets takes about 1 MB. So the video is encoded continuously (the Pi camera's own
 encoder, or libx264 through PyAV for the OpenCV and demo sources), the last `pre_roll_s` seconds
 plus one GOP (and `confirm_s` + RING_LEAD_S: the event is told when confirmed, copied packets run
-ahead of the frames) are kept as packets, and when an event starts the clip begins at the last keyframe
-before "start minus pre-roll". The GOP is one second, so the pre-roll starts within a second of
+ahead of the frames) are kept as packets, and when an event starts the clip begins at the last
+keyframe before "start minus pre-roll". The GOP is one second, so the pre-roll starts within a second of
 the target.
 
 Why nothing here blocks the capture loop: `submit()` hands a frame to a queue of two; when the
