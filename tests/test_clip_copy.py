@@ -4,8 +4,10 @@ re-encoded; other codecs and `clips.copy_h264 = false` still encode (capture/cli
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -14,11 +16,11 @@ import pytest
 
 from homesec.camera.demo import DemoScene
 from homesec.capture.daemon import Daemon
-from homesec.capture.recording import EncodedPacket, PacketRing
+from homesec.capture.recording import PART_SUFFIX, EncodedPacket, PacketRing
 from homesec.config import Config
 from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
-from tests.conftest import wait_for
+from tests.conftest import DEV_CLIPS, homesec_cmd, wait_for, write_config
 
 W, H, FPS = 640, 360, 15
 
@@ -273,3 +275,467 @@ def test_a_reopen_in_another_format_is_never_lost_to_a_full_queue(make_config, t
     ring = rec.sink.ring.since(0.0)
     assert ring and all(p.mono_s >= t0 for p in ring), "old stream's packets kept after the switch"
     rec.stop()
+
+
+def ffprobe_duration(path: Path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                          "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not (DEV_CLIPS / "beweging-walking-to.h264").exists(), reason="no dev clip")
+def test_a_raw_h264_file_without_timestamps_gives_clips_that_play_every_frame(
+        make_config) -> None:
+    """A raw .h264 file (what a Pi camera or a DVR export writes) has no timestamps and its
+    stream claims a frame rate of 1200000: every copied frame must still play, the last one
+    included (it was cut by the MP4's edit list: the packets had no duration)."""
+    src = DEV_CLIPS / "beweging-walking-to.h264"
+    cfg = make_config(camera={"source": "opencv", "device": str(src), "fps": 25, "width": 640,
+                              "height": 480},
+                      clips={"pre_roll_s": 2.0}, events={"post_motion_s": 2.0})
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    clips = [c for ev in store.events() for c in clips_of(store, ev.id)]
+    assert clips
+    for clip in clips:
+        path = cfg.paths.media / clip.path
+        frames = decoded(path)
+        assert len(frames) == clip.frames, "a copied frame does not play"
+        pts = [f.pts for f in frames]
+        assert all(b > a for a, b in itertools.pairwise(pts))
+        # Shown at the file's 25 fps: the player's duration is the frames' count / 25.
+        assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
+        assert abs(clip.duration_s - clip.frames / 25) <= 1.5 / 25
+    # status.json tells what the clips are: the camera's 25 fps copied (not clips.fps, which
+    # does not apply), and the frames taken so far.
+    status = daemon.status()["clips"]
+    assert status["fps"] == 25 and cfg.clips.fps != 25
+    assert status["frames"] >= sum(c.frames for c in clips)
+    assert status["dropped_frames"] == 0
+
+
+@pytest.mark.parametrize("suffix", [".h264", ".avi"])
+def test_a_raw_h264_file_with_b_frames_gives_clips_shown_in_order(make_config, tmp_path: Path,
+                                                                  suffix: str) -> None:
+    """A raw .h264 stream has no timestamps: with B-frames (decoding order is not the order
+    shown) the presentation time of its packets is unknown; copied, each frame got the time of
+    its place in decoding order, so the times of the frames shown went back and forth (players
+    drop or stutter them). Such a clip is encoded instead. The same for AVI, which stores no
+    presentation times (FFmpeg guesses them as decoding time + 2 ticks)."""
+    src = scene_file(tmp_path / f"cam{suffix}", 14.0, H264_BFRAMES)
+    cfg = file_config(make_config, src)
+    daemon = Daemon(cfg)
+    daemon.run()
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    frames = decoded(cfg.paths.media / clip.path)
+    assert len(frames) == clip.frames > 4 * FPS
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(pts)), f"times go back: {pts[:12]}"
+    assert abs(ffprobe_duration(cfg.paths.media / clip.path) - clip.duration_s) <= 2.0 / FPS
+
+
+def test_an_h264_avi_file_gives_clips_at_its_own_speed_with_pre_roll(make_config,
+                                                                     tmp_path: Path) -> None:
+    """An AVI of H.264 (what `ffmpeg -c copy` makes of an MP4, and some recorders export) has
+    a time base of 1/30 for 15 fps and claims an average rate of 30: the copied packets were
+    timed at half speed, so the clip ran twice as long as its frames and started after the
+    event instead of before it."""
+    mp4 = scene_file(tmp_path / "cam.mp4", 14.0, ["-c:v", "libx264", "-preset", "veryfast",
+                                                   "-bf", "0", "-g", str(FPS), "-pix_fmt",
+                                                   "yuv420p"])
+    src = tmp_path / "cam.avi"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(mp4), "-c", "copy",
+                    str(src)], check=True)
+    cfg = file_config(make_config, src)
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    path = cfg.paths.media / clip.path
+    frames = decoded(path)
+    assert len(frames) == clip.frames > 4 * FPS
+    assert abs(ffprobe_duration(path) - clip.frames / FPS) <= 1.5 / FPS, "not at 15 fps"
+    assert abs(clip.duration_s - clip.frames / FPS) <= 1.5 / FPS
+    assert ev.start_ts - clip.start_ts >= cfg.clips.pre_roll_s - 0.01
+    assert ev.start_ts - clip.start_ts <= cfg.clips.pre_roll_s + 1.0 + 0.01
+    assert clip.end_ts >= ev.end_ts - 0.1
+
+
+class TSCamera:
+    """An IP camera on loopback: H.264 in MPEG-TS over HTTP, sent in real time by ffmpeg (-re);
+    each connection starts the recording again (the stream's clock restarts); `cut()` drops the
+    connection in progress, as a camera that reboots or a Wi-Fi that drops."""
+
+    def __init__(self, src: Path, *options: str) -> None:
+        self.connections = 0
+        self._procs: list[subprocess.Popen[bytes]] = []
+        cam = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                cam.connections += 1
+                proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(src),
+                                         "-c", "copy", *options, "-f", "mpegts", "pipe:1"],
+                                        stdout=subprocess.PIPE)
+                cam._procs.append(proc)
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                assert proc.stdout is not None
+                try:
+                    while chunk := proc.stdout.read1(65536):
+                        self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    proc.kill()
+                    proc.wait()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/cam.ts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def cut(self) -> None:
+        for proc in self._procs:
+            proc.kill()
+
+    def close(self) -> None:
+        self.cut()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_network_camera_that_reconnects_during_an_event_gives_a_clip_that_plays(
+        make_config, h264_file: Path) -> None:
+    """The camera's stream drops while the person is in view and comes back from the start of
+    its clock: the copied clip goes on across the reconnect, every frame plays, times go on."""
+    cam = TSCamera(h264_file)
+    stop = threading.Event()
+    cfg = make_config(camera={"source": "opencv", "device": cam.url, "fps": FPS, "width": W,
+                              "height": H, "realtime": True, "reconnect_max_s": 0.5},
+                      clips={"pre_roll_s": 2.0}, events={"post_motion_s": 2.0})
+    daemon = Daemon(cfg, stop=stop)
+    t = threading.Thread(target=daemon.run)
+    t.start()
+    try:
+        wait_for(lambda: daemon.tracker.current is not None, timeout=30, what="the event")
+        wait_for(lambda: daemon.frames >= 7 * FPS, timeout=30, what="the person in view")
+        assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+        cam.cut()
+        wait_for(lambda: cam.connections >= 2, timeout=30, what="the reconnect")
+        wait_for(lambda: daemon.clips.index.registered >= 1, timeout=60, what="the clip")
+    finally:
+        stop.set()
+        t.join(30)
+        cam.close()
+    store = Store(cfg.paths.db_path)
+    ev = min(store.events(), key=lambda e: e.start_ts)
+    clips = clips_of(store, ev.id)
+    assert clips
+    for clip in clips:
+        path = cfg.paths.media / clip.path
+        frames = decoded(path)
+        assert len(frames) == clip.frames
+        pts = [f.pts for f in frames]
+        assert all(b > a for a, b in itertools.pairwise(pts))
+        # The burst after the reconnect plays at the camera's pace (up to its length longer).
+        assert clip.duration_s - 0.5 <= ffprobe_duration(path) <= clip.duration_s + 2.0
+    # The pre-roll is there: the packets are timed like the frames the detector saw.
+    assert ev.start_ts - clips[0].start_ts >= cfg.clips.pre_roll_s - 0.01
+    assert clips[-1].end_ts >= ev.end_ts - 0.2
+
+
+def test_a_network_cameras_packets_are_timed_like_its_frames(h264_file: Path) -> None:
+    """A stream's first seconds arrive in a burst (FFmpeg probes it; many cameras send their
+    last GOP at once): the packets, timed by the stream's clock from the first one, ran ahead of
+    the frames, timed when decoded, by that burst (1.2 s here) for the whole session: a clip then
+    lost its pre-roll (the ring's horizon is the newest packet) and the end of its event."""
+    from homesec.camera.pyav_source import PyAVCamera
+
+    mp4 = h264_file.with_name("nob.mp4")
+    if not mp4.exists():
+        scene_file(mp4, 14.0, ["-c:v", "libx264", "-preset", "veryfast", "-g", str(FPS),
+                               "-pix_fmt", "yuv420p"])
+    cam = TSCamera(mp4)
+    times: list[float] = []
+
+    class Tap:
+        def opened(self, stream: object) -> None:
+            pass
+
+        def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
+                   dts_mono: float) -> None:
+            times.append(mono_s)
+
+    src = PyAVCamera(cam.url, FPS)
+    src.packet_tap = Tap()
+    try:
+        src.open()
+        frames = [src.read().mono_s for _ in range(6 * FPS)]  # no B-frames: packet i = frame i
+    finally:
+        src.close()
+        cam.close()
+    late = [round(times[i] - frames[i], 2) for i in range(len(frames))]
+    # A few frames of decoder delay at most (the burst itself is decoded in a burst).
+    assert max(abs(d) for d in late[2 * FPS:]) <= 0.3, late
+
+
+def test_sigterm_while_a_copied_clip_is_written_finishes_and_lists_it(
+        tmp_path: Path, h264_file: Path) -> None:
+    """`systemctl stop` during an event: the copied clip in progress is finished (playable,
+    not a .part) and gets its row before the daemon exits."""
+    cfg_path = write_config(tmp_path, camera={"source": "opencv", "device": str(h264_file),
+                                              "fps": FPS, "width": W, "height": H,
+                                              "realtime": True, "loop": True},
+                            clips={"pre_roll_s": 2.0})
+    media = tmp_path / "state" / "media"
+    proc = subprocess.Popen(homesec_cmd("run", "--config", str(cfg_path)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(media.glob(f"*/*{PART_SUFFIX}")), timeout=30,
+                 what="a clip being written")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert not list(media.glob(f"*/*{PART_SUFFIX}"))
+    store = Store(tmp_path / "state" / "homesec.db")
+    clips = [c for ev in store.events() for c in clips_of(store, ev.id)]
+    assert clips, err[-2000:]
+    for clip in clips:
+        frames = decoded(media / clip.path)
+        assert len(frames) == clip.frames > 0
+
+
+def test_packets_dropped_inside_a_copied_clip_are_counted_on_its_row(
+        make_config, h264_file: Path) -> None:
+    """The disk stalls during an event: the packets the full queue dropped are a gap in that
+    clip, and its row (the web UI's "dropped frames") says how many, as for encoded clips."""
+    from homesec.capture import clip_copy
+    from homesec.capture.events import Event
+    from homesec.capture.recording import ClipFile, ClipIndex
+
+    cfg = file_config(make_config, h264_file, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))  # the clip index is not started:
+    # the finished clip stays in its queue for the test to read
+    with av.open(str(h264_file)) as c:
+        rec.opened(c.streams.video[0])
+        pkts = [(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size]
+    ev = Event(start_frame=0, start_mono=0.0, start_wall=1e9, end_frame=0, end_mono=0.0,
+               end_wall=1e9)
+    rec.event_started(ev)
+    feed = pkts * 3
+    t = 0
+    for data, key in feed[:2 * len(pkts)]:  # the clips thread stalls: the queue fills, drops
+        rec.packet(data, key, t / FPS, 1e9 + t / FPS, t / FPS)
+        t += 1
+    dropped = rec.packets_dropped
+    assert dropped > 0
+    threading.Thread.start(rec)  # the thread catches up (without the index thread)
+    wait_for(rec.items.empty, timeout=30, what="the queue to drain")
+    for data, key in feed[2 * len(pkts):]:
+        rec.packet(data, key, t / FPS, 1e9 + t / FPS, t / FPS)
+        t += 1
+    rec.event_ended(ev, t / FPS)
+    rec.items.put(None)
+    rec.join(30)
+    clip = rec.index.q.get(timeout=1)
+    assert isinstance(clip, ClipFile)
+    assert clip.dropped == dropped == rec.packets_dropped
+    assert clip.frames + clip.dropped == len(feed)
+
+
+def test_a_long_event_from_a_camera_with_a_long_gop_splits_within_max_s(
+        make_config, tmp_path: Path) -> None:
+    """A camera with a keyframe every 4 s (common on IP cameras): a part can only start at a
+    keyframe, so a long event's parts were split at the first keyframe past max_s - 0.5 s,
+    up to 3.5 s longer than clips.max_s. They are now split at the last keyframe that keeps
+    them within it, and each part plays on its own."""
+    from homesec.capture.events import Event
+    from homesec.capture.recording import ClipSink
+
+    src = scene_file(tmp_path / "cam.mp4", 30.0, ["-c:v", "libx264", "-preset", "ultrafast",
+                                                   "-g", str(4 * FPS), "-keyint_min",
+                                                   str(4 * FPS), "-sc_threshold", "0",
+                                                   "-pix_fmt", "yuv420p"])
+    media = tmp_path / "media"
+    done: list = []
+    sink = ClipSink(media, pre_roll_s=2.0, max_s=10.0, fps=FPS, on_clip=done.append)
+    ev = Event(start_frame=0, start_mono=5.0, start_wall=1e9 + 5.0, end_frame=0, end_mono=5.0,
+               end_wall=1e9 + 5.0)
+    with av.open(str(src)) as c:
+        sink.use_template(c.streams.video[0])
+        for i, p in enumerate(p for p in c.demux(video=0) if p.size):
+            if i == 5 * FPS:
+                sink.begin(ev)
+            sink.packet(EncodedPacket(bytes(p), p.is_keyframe, i / FPS, 1e9 + i / FPS))
+        sink.end(ev, 29.0)
+        sink.close()
+    assert len(done) >= 3
+    for clip in done:
+        assert clip.end_wall - clip.start_wall <= 10.0 + 1e-6, (clip.rel, clip.end_wall -
+                                                                 clip.start_wall)
+        assert len(decoded(media / clip.rel)) == clip.frames
+    assert done[-1].end_wall >= 1e9 + 29.0
+
+
+@pytest.mark.skipif(not (DEV_CLIPS / "beweging-walking-to.h264").exists(), reason="no dev clip")
+def test_a_looped_raw_h264_file_gives_clips_that_play(make_config) -> None:
+    """A raw .h264 file looped: no timestamps, so the packets are timed by their place in the
+    stream, going on across each restart; the clips of every loop play at 25 fps."""
+    src = DEV_CLIPS / "beweging-walking-to.h264"
+    stop = threading.Event()
+    cfg = make_config(camera={"source": "opencv", "device": str(src), "fps": 25, "width": 640,
+                              "height": 480, "loop": True},
+                      clips={"pre_roll_s": 2.0}, events={"post_motion_s": 2.0})
+    daemon = Daemon(cfg, stop=stop)
+    t = threading.Thread(target=daemon.run)
+    t.start()
+    try:
+        wait_for(lambda: daemon.frames >= 479 + 10 * 25, timeout=120, what="the loop")
+    finally:
+        stop.set()
+        t.join(30)
+    store = Store(cfg.paths.db_path)
+    clips = [c for ev in store.events() for c in clips_of(store, ev.id)]
+    assert len(store.events()) >= 2 and len(clips) >= 2  # the walker again in the next loop
+    for clip in clips:
+        path = cfg.paths.media / clip.path
+        frames = decoded(path)
+        assert len(frames) == clip.frames
+        pts = [f.pts for f in frames]
+        assert all(b > a for a, b in itertools.pairwise(pts))
+        assert abs(ffprobe_duration(path) - clip.frames / 25) <= 1.5 / 25
+
+
+def test_the_pre_roll_reaches_back_from_the_events_start_though_packets_run_ahead(
+        make_config, tmp_path: Path) -> None:
+    """The clips thread hears of an event when it is confirmed (confirm_s after its first
+    motion frame), and a copied camera's packets run ahead of its decoded frames (the decoder's
+    frame threads and B-frames: 0.3 s here). The ring kept pre_roll_s behind its newest packet,
+    so a clip could begin after "start minus pre-roll" (1.4 s of pre-roll for 2 s asked, one in
+    three runs on a live camera)."""
+    from homesec.capture import clip_copy
+    from homesec.capture.events import Event
+    from homesec.capture.recording import ClipFile, ClipIndex
+
+    src = scene_file(tmp_path / "cam.mp4", 14.0, ["-c:v", "libx264", "-preset", "ultrafast",
+                                                   "-g", str(FPS), "-pix_fmt", "yuv420p"])
+    cfg = file_config(make_config, src, camera={"realtime": True})
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))  # the index is not started
+    threading.Thread.start(rec)
+    ev_start = 9.9  # keyframes every second: 7.0 is the one before 9.9 - 2.0
+    confirmed_at = ev_start + cfg.events.confirm_s + 0.3  # the newest packet then
+    ev = Event(start_frame=0, start_mono=ev_start, start_wall=1e9 + ev_start, end_frame=0,
+               end_mono=ev_start, end_wall=1e9 + ev_start)
+    with av.open(str(src)) as c:
+        rec.opened(c.streams.video[0])
+        pkts = [(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size]
+    for i, (data, key) in enumerate(pkts):
+        t = i / FPS
+        if t > confirmed_at and ev is not None:
+            wait_for(rec.items.empty, what="the clips thread to catch up")
+            rec.event_started(ev)
+            rec.event_ended(ev, 12.0)
+            ev = None
+        rec.packet(data, key, t, 1e9 + t, t)
+    rec.items.put(None)
+    rec.join(30)
+    clip = rec.index.q.get(timeout=1)
+    assert isinstance(clip, ClipFile)
+    assert clip.start_wall <= 1e9 + ev_start - cfg.clips.pre_roll_s, clip.start_wall - 1e9
+
+
+def test_the_live_view_and_snapshots_still_work_on_a_copied_source(make_config,
+                                                                   h264_file: Path) -> None:
+    """Copying skips the colour conversion of clip frames, not of the frames that need it: the
+    event's snapshot shows the person and the live view is published while a viewer watches."""
+    import cv2
+
+    from homesec.capture.live import LIVE_NAME, WANTED_NAME
+
+    cfg = file_config(make_config, h264_file, camera={"realtime": True})
+    cfg.paths.runtime_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.paths.runtime_dir / WANTED_NAME).touch()  # a viewer has the live page open
+    daemon = Daemon(cfg)
+    daemon.run()
+    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
+    live = cv2.imread(str(cfg.paths.runtime_dir / LIVE_NAME))
+    assert live is not None and live.shape[1] == W
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    assert ev.snapshot
+    snap = cv2.imread(str(cfg.paths.media / ev.snapshot))
+    assert snap is not None and snap.shape[:2] == (H, W)
+    bg = DemoScene(W, H, 320, seed=3).background.astype(np.float32)
+
+    def changed(img: np.ndarray) -> float:  # share of pixels far from the empty room
+        return float((np.abs(img.astype(np.float32) - bg).sum(axis=2) > 90).mean())
+
+    empty = decoded(h264_file)[0].to_ndarray(format="bgr24")
+    assert changed(empty) < 0.01 < 0.04 < changed(snap), "the snapshot shows an empty room"
+
+
+def test_status_gives_the_copied_streams_own_size(make_config, h264_file: Path) -> None:
+    """camera.width/height are what the owner expects; a copied clip has the camera's real size,
+    and status.json says that one (it said the configured size)."""
+    cfg = file_config(make_config, h264_file, camera={"width": 1280, "height": 720})
+    daemon = Daemon(cfg)
+    daemon.run()
+    status = daemon.status()["clips"]
+    assert status["encoder"] == "copy (h264)"
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    frame = decoded(cfg.paths.media / clip.path)[0]
+    assert status["size"] == [frame.width, frame.height] == [W, H]
+
+
+def test_sigkill_while_a_copied_clip_is_written_lists_no_broken_clip(
+        tmp_path: Path, h264_file: Path) -> None:
+    """A power cut during a copied clip: the half-written file is never listed, and the next
+    start removes it."""
+    cfg_path = write_config(tmp_path, camera={"source": "opencv", "device": str(h264_file),
+                                              "fps": FPS, "width": W, "height": H,
+                                              "realtime": True, "loop": True},
+                            clips={"pre_roll_s": 2.0})
+    media = tmp_path / "state" / "media"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(homesec_cmd("run", "--config", str(cfg_path)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+    proc = start()
+    try:
+        parts = wait_for(lambda: list(media.glob(f"*/*{PART_SUFFIX}")), timeout=30,
+                         what="a clip being written")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert all(p.exists() for p in parts)
+    proc = start()
+    try:
+        wait_for(lambda: not any(p.exists() for p in parts), timeout=20,
+                 what="the half-written clip to be removed at start")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    store = Store(tmp_path / "state" / "homesec.db")
+    for ev in store.events():
+        for clip in clips_of(store, ev.id):
+            assert not clip.path.endswith(PART_SUFFIX)
+            assert len(decoded(media / clip.path)) == clip.frames > 0

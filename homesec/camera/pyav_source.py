@@ -118,6 +118,7 @@ class PyAVCamera:
         self._open_index = 0  # frame index at which the current container was opened
         self._rate = 0.0  # the stream's own frame rate (files: its timestamps -> frame index)
         self._tap_base: tuple[float, float] | None = None  # (stream seconds, monotonic) at base
+        self._frame_base: tuple[float, float] | None = None  # the same at the newest frame
 
     def _safe(self, exc: BaseException) -> str:
         """An FFmpeg error as text, the URL's credentials removed."""
@@ -144,12 +145,15 @@ class PyAVCamera:
             stream.codec_context.thread_count = self.threads
         self._container = container
         self._frames = self._decode(container, stream)
-        rate = stream.average_rate or stream.guessed_rate
+        # The rate that matches the timestamps: an AVI of H.264 has a time base of 1/30 for 15
+        # fps and claims an average rate of 30; FFmpeg's guess (r_frame_rate unless that is
+        # implausible) is 15, as `ffmpeg` itself uses.
+        rate = stream.guessed_rate or stream.average_rate
         self._rate = float(rate) if rate and 0 < float(rate) < 240 else 0.0
         if self.file and self.fps <= 0 and self._rate:
             self.fps = self._rate
         self._open_index = self._index
-        self._tap_base = None
+        self._tap_base = self._frame_base = None
         if self.packet_tap is not None:
             self.packet_tap.opened(stream)
 
@@ -176,6 +180,12 @@ class PyAVCamera:
             mono, dts_mono = (base_mono + (pts_s - base_s) * scale,
                               base_mono + (dts_s - base_s) * scale)
             return mono, self._t0_wall + (mono - self._t0_mono), dts_mono
+        # Streams: anchored at each keyframe to the newest decoded frame (read() keeps it), so a
+        # packet is timed as its frame will be when decoded, and within a GOP the packets keep
+        # the stream's own spacing and order (B-frames); before the first frame, or when the
+        # stream's clock jumped (a wrap, a camera's restart), anchored to now.
+        if packet.is_keyframe and self._frame_base is not None:
+            self._tap_base = self._frame_base
         now = time.monotonic()
         if self._tap_base is None or abs(self._tap_base[1] + pts_s - self._tap_base[0] - now
                                          ) > STREAM_JUMP_S:
@@ -240,6 +250,11 @@ class PyAVCamera:
             mono, wall = file_frame_times(i, self.fps, self._t0_mono, self._t0_wall, self.realtime)
         else:
             mono, wall = time.monotonic(), time.time()
+            if self.packet_tap is not None and av_frame.pts is not None and av_frame.time_base:
+                # The stream's clock meets ours here: the packets after this frame are timed
+                # from it (a burst at the start, FFmpeg's probe or a camera sending its last GOP
+                # at once, would otherwise put them ahead of the frames for the whole session).
+                self._frame_base = (float(av_frame.pts * av_frame.time_base), mono)
         luma = luma_of(av_frame, self.detect_width)
         size = None if luma.shape[1] == av_frame.width else (av_frame.width, av_frame.height)
         return Frame(index=i, mono_s=mono, wall_s=wall, luma=luma, size=size,

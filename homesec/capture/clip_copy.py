@@ -41,6 +41,10 @@ from homesec.config import Config
 log = logging.getLogger("homesec.capture.clip_copy")
 
 COPIED_CODECS = {"h264"}  # what every phone plays in MP4
+# Demuxers that give packets no presentation times (a raw .h264 file or stream; AVI, whose are
+# guessed as decoding time + 2 ticks): without B-frames a packet's place in the stream is its
+# presentation time; with them it is not (and is unknown): such a source is encoded.
+UNTIMED_FORMATS = {"h264", "avi"}
 QUEUE_PACKETS = 256  # ~10 s at 25 fps: a disk that stalls longer drops up to the next keyframe
 QUEUE_BYTES = 16 * 1024 * 1024  # and at most this much waiting, however big the packets
 
@@ -52,10 +56,17 @@ class CopyingClipRecorder(PyavClipRecorder):
         super().__init__(cfg, index)
         self.copying = False  # set on the capture thread when the source opens
         self.codec = ""
+        self.copy_size = self.size  # the copied stream's own size, once it is open
         self.items: queue.Queue[tuple[str, int, Any] | None] = queue.Queue(QUEUE_PACKETS)
         self._frame_slots = threading.BoundedSemaphore(QUEUE_FRAMES)  # frames waiting: at most 2
         self._resync = False  # a packet was dropped: wait for the next keyframe
         self.packets_dropped = 0
+        self.packets_taken = 0  # copied packets handed to the clips thread
+        # Drops are told to the clips thread in stream order (a "gap" item before the next
+        # packet kept), so a clip's row counts the packets missing inside it.
+        self._gap = 0  # dropped since the last packet queued (capture thread)
+        self._clip_gaps = 0  # gaps seen so far (clips thread)
+        self.sink.dropped = lambda: self.dropped + self._clip_gaps
         self._queued_bytes = 0  # packet bytes waiting in `items`
         self._bytes_lock = threading.Lock()
         self._params: tuple[Any, ...] = ()  # what identifies the copied stream's format
@@ -74,7 +85,10 @@ class CopyingClipRecorder(PyavClipRecorder):
 
         ctx = stream.codec_context
         codec = ctx.name
-        copy = codec in COPIED_CODECS
+        demuxer = getattr(getattr(stream, "container", None), "format", None)
+        reordered_untimed = (bool(ctx.has_b_frames)
+                             and getattr(demuxer, "name", "") in UNTIMED_FORMATS)
+        copy = codec in COPIED_CODECS and not reordered_untimed
         self._resync = True  # the first packet of a new stream to be kept is a keyframe
         params = (codec, ctx.width, ctx.height, bytes(ctx.extradata or b""))
         if copy and self.copying and params == self._params:
@@ -87,8 +101,11 @@ class CopyingClipRecorder(PyavClipRecorder):
             template = av.open(io.BytesIO(), "w", format="mp4").add_stream_from_template(stream)
         if copy != self.copying or codec != self.codec:
             log.info("clips: %s", f"copying the camera's {codec}, not re-encoded" if copy else
+                     f"the camera sends {codec} with B-frames and no timestamps: clips are "
+                     "encoded with libx264" if reordered_untimed else
                      f"the camera sends {codec}: clips are encoded with libx264")
         self.copying, self.codec, self._params = copy, codec, params
+        self.copy_size = (ctx.width, ctx.height)
         self._sources[self._gen + 1] = template
         self._gen += 1
 
@@ -99,8 +116,11 @@ class CopyingClipRecorder(PyavClipRecorder):
             return
         if self._resync and not keyframe:
             self.packets_dropped += 1
+            self._gap += 1
             return
         self._resync = False
+        if self._gap and self._put(("gap", self._gen, self._gap), block=False):
+            self._gap = 0
         with self._bytes_lock:
             room = self._queued_bytes + len(data) <= QUEUE_BYTES
             if room:
@@ -111,7 +131,10 @@ class CopyingClipRecorder(PyavClipRecorder):
                 with self._bytes_lock:
                     self._queued_bytes -= len(data)
             self.packets_dropped += 1
+            self._gap += 1
             self._resync = True
+        else:
+            self.packets_taken += 1
 
     def submit(self, frame: Frame) -> None:
         """A frame: used only while the source is not copied (then encoded, as for the demo)."""
@@ -132,17 +155,23 @@ class CopyingClipRecorder(PyavClipRecorder):
             self._frame_slots.release()
             self.dropped += 1
 
-    def _put(self, item: tuple[str, int, Any]) -> bool:
+    def _put(self, item: tuple[str, int, Any], block: bool | None = None) -> bool:
+        block = self.blocking if block is None else block
         try:
-            self.items.put(item, block=self.blocking, timeout=10.0 if self.blocking else None)
+            self.items.put(item, block=block, timeout=10.0 if block else None)
             return True
         except queue.Full:
             return False
 
     def stats(self) -> dict[str, Any]:
-        """For status.json: the encoder is "copy" while the camera's own video is kept."""
+        """For status.json: the encoder is "copy" while the camera's own video is kept, and
+        then `fps` and `frames` are the camera's (the copied packets), not the encoder's."""
         out = super().stats()
         out["encoder"] = f"copy ({self.codec})" if self.copying else "libx264"
+        if self.copying:  # the camera's own frames at its rate; clips.fps does not apply
+            out["fps"] = self.cfg.camera.fps
+            out["frames"] = self.packets_taken
+            out["size"] = list(self.copy_size)
         out["dropped_packets"] = self.packets_dropped
         return out
 
@@ -161,6 +190,9 @@ class CopyingClipRecorder(PyavClipRecorder):
             if item is None:
                 break
             kind, gen, value = item
+            if kind == "gap":
+                self._clip_gaps += value
+                continue
             if kind == "frame":
                 self._frame_slots.release()
             else:

@@ -4,8 +4,9 @@ loop.
 Why packets and not frames: a ring of raw 720p frames for 3 s of pre-roll would take 60 MB; a ring
 of H.264 packets takes about 1 MB. So the video is encoded continuously (the Pi camera's own
 encoder, or libx264 through PyAV for the OpenCV and demo sources), the last `pre_roll_s` seconds
-plus one GOP are kept as packets, and when an event starts the clip begins at the last keyframe
-before "start minus pre-roll". The GOP is one second, so the pre-roll starts within a second of
+plus one GOP (and `confirm_s` + RING_LEAD_S: the event is told when confirmed, copied packets run
+ahead of the frames) are kept as packets, and when an event starts the clip begins at the last
+keyframe before "start minus pre-roll". The GOP is one second, so the pre-roll starts within a second of
 the target.
 
 Why nothing here blocks the capture loop: `submit()` hands a frame to a queue of two; when the
@@ -87,6 +88,7 @@ class ClipFile:
     dropped: int
 
 
+RING_LEAD_S = 1.0  # packets ahead of the frames: decoder delay (threads, B-frames), bursts
 MAX_RING_BYTES = 48 * 1024 * 1024  # a camera with a long GOP and a high bit rate: still bounded
 
 
@@ -146,15 +148,21 @@ class PacketRing:
 class ClipWriter:
     """One MP4 file being written under a temporary name."""
 
-    def __init__(self, final: Path, template: Any, first: EncodedPacket) -> None:
+    def __init__(self, final: Path, template: Any, first: EncodedPacket,
+                 frame_s: float = 0.0) -> None:
         import av  # lazily: see _AV_NOTE
         self.final = final
+        # Every packet is given one frame time as its duration: without one the muxer takes it
+        # from the template's frame rate, which a raw .h264 stream gives as 1200000 (and an RTSP
+        # camera often as 90000): the last frame then lasts 0 and the MP4's edit list cuts it.
+        self._duration = max(1, round(frame_s / TIME_BASE)) if frame_s > 0 else 0
         self.part_path = final.with_name(final.stem + PART_SUFFIX)
         self.start_mono, self.start_wall = first.mono_s, first.wall_s
         # Timestamps count from the first packet's decoding time (with B-frames it comes before
         # its presentation): the file's times are then never negative.
         self._ts0 = min(first.mono_s, first.mono_s if first.dts_mono is None else first.dts_mono)
         self._last_dts = -1
+        self._shift = 0  # ticks added after the camera's clock went back
         self.end_wall = first.wall_s
         self.last_mono = first.mono_s
         self.frames = 0
@@ -173,12 +181,20 @@ class ClipWriter:
         import av  # lazily: see _AV_NOTE
         p = av.Packet(pkt.data)
         dts = round(((pkt.mono_s if pkt.dts_mono is None else pkt.dts_mono) - self._ts0)
-                    / TIME_BASE)
-        dts = max(dts, self._last_dts + 1)  # a camera's clock that jumped: keep the file valid
+                    / TIME_BASE) + self._shift
+        if dts <= self._last_dts:
+            # A camera's clock that went back (a re-anchored stream): the file's times go on one
+            # frame later, and every packet after moves by as much, so the distance between its
+            # decoding and presentation times (B-frames' order) stays the camera's.
+            step = max(1, self._duration)
+            self._shift += self._last_dts + step - dts
+            dts = self._last_dts + step
         self._last_dts = dts
         p.dts = dts
-        p.pts = max(dts, round((pkt.mono_s - self._ts0) / TIME_BASE))
+        p.pts = max(dts, round((pkt.mono_s - self._ts0) / TIME_BASE) + self._shift)
         p.time_base = TIME_BASE
+        if self._duration:
+            p.duration = self._duration
         p.is_keyframe = pkt.keyframe
         p.stream = self._stream
         self._out.mux(p)
@@ -234,10 +250,14 @@ class ClipSink:
     def __init__(self, media: Path, pre_roll_s: float, max_s: float, fps: float,
                  on_clip: Callable[[ClipFile], None], dropped: Callable[[], int] = lambda: 0,
                  on_disk_full: Callable[[], None] = lambda: None,
-                 before_open: Callable[[], None] = lambda: None) -> None:
+                 before_open: Callable[[], None] = lambda: None, lead_s: float = 0.0) -> None:
         self.media = media
         self.before_open = before_open
-        self.ring = PacketRing(pre_roll_s)
+        # The ring reaches `lead_s` further back than the pre-roll: an event is told here when
+        # it is confirmed (confirm_s after its first frame), and a copied camera's packets run
+        # ahead of its decoded frames; the clip must still begin pre_roll_s before the start.
+        self.ring_s = pre_roll_s + lead_s
+        self.ring = PacketRing(self.ring_s)
         self.pre_roll_s = pre_roll_s
         self.max_s = max_s
         self.frame_s = 1.0 / fps
@@ -249,6 +269,10 @@ class ClipSink:
         self.clips_written = 0
         self.clips_failed = 0
         self._failing = False
+        # The camera's keyframe interval (the last one seen): a part is split at the last
+        # keyframe that keeps it within max_s (our encoder's GOP is GOP_S, a camera's often 2-4 s).
+        self._gop_s = GOP_S
+        self._last_key: float | None = None
 
     def begin(self, ev: Event) -> None:
         """An event started: a clip from `pre_roll_s` before its start (ring permitting)."""
@@ -267,7 +291,7 @@ class ClipSink:
         if template is self.template:
             return
         self._close_part()
-        self.ring = PacketRing(self.pre_roll_s)
+        self.ring = PacketRing(self.ring_s)
         self.template = template
 
     def end(self, ev: Event, until_mono: float) -> None:
@@ -280,6 +304,11 @@ class ClipSink:
 
     def packet(self, pkt: EncodedPacket) -> None:
         """One encoded frame."""
+        if pkt.keyframe:
+            if self._last_key is not None and pkt.mono_s > self._last_key:
+                # At most half of max_s: one long gap (a reconnect) must not split every part.
+                self._gop_s = min(pkt.mono_s - self._last_key, self.max_s / 2)
+            self._last_key = pkt.mono_s
         self.ring.append(pkt)
         job = self.job
         if job is None:
@@ -295,7 +324,8 @@ class ClipSink:
         job = self.job
         assert job is not None
         w = job.writer
-        if w is not None and pkt.keyframe and w.duration_s + self.frame_s >= self.max_s - GOP_S:
+        if w is not None and pkt.keyframe and (w.duration_s + self.frame_s
+                                               >= self.max_s - max(GOP_S, self._gop_s)):
             self._close_part()  # long event: go on in the next part, from this keyframe
             w = None
         if w is None:
@@ -306,7 +336,7 @@ class ClipSink:
             job.dropped_at_open = self.dropped()
             final = self.media / job.day / f"{job.key}.clip{job.part}.mp4"
             try:
-                job.writer = w = ClipWriter(final, self.template, pkt)
+                job.writer = w = ClipWriter(final, self.template, pkt, self.frame_s)
             except (OSError, av.FFmpegError) as exc:
                 self._failed(exc)
                 return
@@ -424,7 +454,8 @@ class PyavClipRecorder(threading.Thread):
         self._last_mono: float | None = None
         self.sink = ClipSink(cfg.paths.media, cfg.clips.pre_roll_s, cfg.clips.max_s, self.fps,
                              on_clip=index.put, dropped=lambda: self.dropped,
-                             on_disk_full=index.request_sweep, before_open=self._check_disk)
+                             on_disk_full=index.request_sweep, before_open=self._check_disk,
+                             lead_s=cfg.events.confirm_s + RING_LEAD_S)
         self.encoder_errors = 0
 
     # -- called from the capture loop: never blocks ---------------------------------------------
