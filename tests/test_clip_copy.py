@@ -7,6 +7,7 @@ import itertools
 import signal
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -739,3 +740,34 @@ def test_sigkill_while_a_copied_clip_is_written_lists_no_broken_clip(
         for clip in clips_of(store, ev.id):
             assert not clip.path.endswith(PART_SUFFIX)
             assert len(decoded(media / clip.path)) == clip.frames > 0
+
+
+@pytest.mark.parametrize("device", ["http://127.0.0.1:9/cam.ts", "rtsp://127.0.0.1:9/live",
+                                    "/dev/video0"])
+def test_a_live_camera_never_waits_for_the_clip_thread_even_with_realtime_off(
+        make_config, h264_file: Path, device: str) -> None:
+    """`camera.realtime = false` paces nothing for a live camera: its frames and packets are
+    dropped (and counted) when the clip thread is behind, never waited for (a stalled disk must
+    not stall detection)."""
+    from homesec.camera.demo import DemoCamera
+    from homesec.capture import clip_copy
+    from homesec.capture.recording import ClipIndex, PyavClipRecorder
+
+    cfg = make_config(camera={"source": "opencv", "device": device, "realtime": False,
+                              "fps": FPS, "width": W, "height": H})
+    cam = DemoCamera(W, H, 320, FPS, 1, False)
+    cam.open()
+    frames = [cam.read() for _ in range(4)]
+    t0 = time.monotonic()
+    enc = PyavClipRecorder(cfg, ClipIndex(cfg))  # threads not started: a clip thread that stalls
+    for f in frames:
+        enc.submit(f)
+    assert enc.stats()["frames"] == 2 and enc.stats()["dropped_frames"] == 2
+    rec = clip_copy.CopyingClipRecorder(cfg, ClipIndex(cfg))
+    with av.open(str(h264_file)) as c:
+        rec.opened(c.streams.video[0])
+        pk = [(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size]
+    for i, (data, key) in enumerate((pk * 2)[:clip_copy.QUEUE_PACKETS + 4]):
+        rec.packet(data, key, i / FPS, 1e9 + i / FPS, i / FPS)
+    assert rec.stats()["dropped_packets"] > 0
+    assert time.monotonic() - t0 < 5.0, "the capture thread waited for the clip thread"

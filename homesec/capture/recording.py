@@ -434,6 +434,14 @@ def clip_fps(cfg: Config) -> float:
     return min(cfg.clips.fps, cfg.camera.fps)
 
 
+def _can_wait(cfg: Config) -> bool:
+    """True for a source that holds its frames until they are taken: the demo, a local file."""
+    from homesec.camera.opencv_source import is_file
+
+    cam = cfg.camera
+    return cam.source == "demo" or (cam.source == "opencv" and is_file(cam.device))
+
+
 class PyavClipRecorder(threading.Thread):
     """The software path (demo and OpenCV sources): frames from the capture loop are encoded
     here, in this thread, into the ring and the clip files."""
@@ -448,9 +456,10 @@ class PyavClipRecorder(threading.Thread):
         self.control: queue.SimpleQueue[tuple[str, Event, float]] = queue.SimpleQueue()
         self.dropped = 0
         self.submitted = 0
-        # A source not paced in real time (a file, a test) can wait for the encoder: then no
-        # frame is dropped. A live camera cannot: then a full queue drops the frame.
-        self.blocking = not cfg.camera.realtime and cfg.camera.source != "picamera2"
+        # A source not paced in real time (the demo or a file, a test) can wait for the encoder:
+        # then no frame is dropped. A live camera (USB, network, the Pi camera) cannot, whatever
+        # camera.realtime says: then a full queue drops the frame.
+        self.blocking = not cfg.camera.realtime and _can_wait(cfg)
         self._last_mono: float | None = None
         self.sink = ClipSink(cfg.paths.media, cfg.clips.pre_roll_s, cfg.clips.max_s, self.fps,
                              on_clip=index.put, dropped=lambda: self.dropped,
