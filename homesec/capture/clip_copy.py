@@ -26,8 +26,6 @@ import queue
 import threading
 from typing import Any
 
-import numpy as np
-
 from homesec.camera.base import Frame
 from homesec.capture.recording import (
     QUEUE_FRAMES,
@@ -230,19 +228,6 @@ class CopyingClipRecorder(PyavClipRecorder):
         self.sink.frame_s = 1.0 / self.fps
         self.sink.use_template(self._encoder.stream)
         return True
-
-    def _encode(self, encoder: PyavEncoder, image: np.ndarray, mono: float, wall: float) -> None:
-        """One frame of a source that is not copied."""
-        import av  # lazily: see recording._AV_NOTE
-        import cv2
-
-        try:
-            for pkt in encoder.encode(image, mono, wall):
-                self.sink.packet(pkt)
-        except (av.FFmpegError, ValueError, cv2.error) as exc:
-            self.encoder_errors += 1
-            if self.encoder_errors == 1:
-                log.error("clip encoder failed on a frame: %s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the clip in progress, then register what was written."""

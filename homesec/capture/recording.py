@@ -541,16 +541,22 @@ class PyavClipRecorder(threading.Thread):
             self._controls()
             if item is None:
                 break
-            image, mono, wall = item
-            try:
-                for pkt in encoder.encode(image, mono, wall):
-                    self.sink.packet(pkt)
-            except (av.FFmpegError, ValueError, cv2.error) as exc:
-                self.encoder_errors += 1
-                if self.encoder_errors == 1:
-                    log.error("clip encoder failed on a frame: %s", exc)
+            self._encode(encoder, *item)
         self._controls()
         self.sink.close()
+
+    def _encode(self, encoder: PyavEncoder, image: np.ndarray, mono: float, wall: float) -> None:
+        """One frame into the ring and the clip; a frame the encoder refuses is counted, logged
+        once, and the next one is tried."""
+        import av  # lazily: see _AV_NOTE
+
+        try:
+            for pkt in encoder.encode(image, mono, wall):
+                self.sink.packet(pkt)
+        except (av.FFmpegError, ValueError, cv2.error) as exc:
+            self.encoder_errors += 1
+            if self.encoder_errors == 1:
+                log.error("clip encoder failed on a frame: %s", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the clip in progress, then register what was written."""
