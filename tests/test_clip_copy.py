@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -58,6 +59,18 @@ def file_config(make_config, device: Path, **sections) -> Config:
                        events={"post_motion_s": 2.0}, **sections)
 
 
+def run_to_one_clip(cfg: Config, encoder: str) -> tuple[Any, Any, Path]:
+    """The daemon on the file to its end; it made one event with one clip, with `encoder`
+    (status.json's name: "copy (h264)" or "libx264"). Returns (event, clip, path)."""
+    daemon = Daemon(cfg)
+    daemon.run()  # the file ends: the daemon stops
+    assert daemon.status()["clips"]["encoder"] == encoder
+    store = Store(cfg.paths.db_path)
+    (ev,) = store.events()
+    (clip,) = clips_of(store, ev.id)
+    return ev, clip, cfg.paths.media / clip.path
+
+
 def packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as c:
         return [bytes(p) for p in c.demux(video=0) if p.size]
@@ -77,13 +90,7 @@ def is_run_of(part: list[bytes], whole: list[bytes]) -> bool:
 
 def test_h264_clip_is_the_cameras_own_video_with_pre_roll(make_config, h264_file: Path) -> None:
     cfg = file_config(make_config, h264_file)
-    daemon = Daemon(cfg)
-    daemon.run()  # the file ends: the daemon stops
-    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
-    store = Store(cfg.paths.db_path)
-    (ev,) = store.events()
-    (clip,) = clips_of(store, ev.id)
-    path = cfg.paths.media / clip.path
+    ev, clip, path = run_to_one_clip(cfg, "copy (h264)")
     # Not re-encoded: the clip's packets are the camera's, byte for byte, in the same order.
     mine = packets(path)
     assert len(mine) > 4 * FPS
@@ -141,13 +148,7 @@ def test_a_camera_that_sends_another_codec_gets_encoded_clips(make_config,
                                                              tmp_path: Path) -> None:
     src = scene_file(tmp_path / "cam.mkv", 12.0, ["-c:v", "mpeg4", "-q:v", "4"])
     cfg = file_config(make_config, src)
-    daemon = Daemon(cfg)
-    daemon.run()
-    assert daemon.status()["clips"]["encoder"] == "libx264"
-    store = Store(cfg.paths.db_path)
-    (ev,) = store.events()
-    (clip,) = clips_of(store, ev.id)
-    path = cfg.paths.media / clip.path
+    ev, clip, path = run_to_one_clip(cfg, "libx264")
     with av.open(str(path)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
     frames = decoded(path)
@@ -159,13 +160,7 @@ def test_a_camera_that_sends_another_codec_gets_encoded_clips(make_config,
                          ids=["copy-off", "other-width"])
 def test_copy_off_or_another_width_re_encodes(make_config, h264_file: Path, clips) -> None:
     cfg = file_config(make_config, h264_file, clips=clips)
-    daemon = Daemon(cfg)
-    daemon.run()
-    assert daemon.status()["clips"]["encoder"] == "libx264"
-    store = Store(cfg.paths.db_path)
-    (ev,) = store.events()
-    (clip,) = clips_of(store, ev.id)
-    path = cfg.paths.media / clip.path
+    _ev, _clip, path = run_to_one_clip(cfg, "libx264")
     mine = packets(path)
     assert not is_run_of(mine[:5], packets(h264_file))
     frames = decoded(path)
@@ -352,13 +347,7 @@ def test_an_h264_avi_file_gives_clips_at_its_own_speed_with_pre_roll(make_config
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(mp4), "-c", "copy",
                     str(src)], check=True)
     cfg = file_config(make_config, src)
-    daemon = Daemon(cfg)
-    daemon.run()
-    assert daemon.status()["clips"]["encoder"] == "copy (h264)"
-    store = Store(cfg.paths.db_path)
-    (ev,) = store.events()
-    (clip,) = clips_of(store, ev.id)
-    path = cfg.paths.media / clip.path
+    ev, clip, path = run_to_one_clip(cfg, "copy (h264)")
     frames = decoded(path)
     assert len(frames) == clip.frames > 4 * FPS
     assert abs(ffprobe_duration(path) - clip.frames / FPS) <= 1.5 / FPS, "not at 15 fps"

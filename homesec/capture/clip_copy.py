@@ -178,15 +178,7 @@ class CopyingClipRecorder(PyavClipRecorder):
     def run(self) -> None:
         encoding = False
         generation = 0
-        while True:
-            try:
-                item = self.items.get(timeout=0.2)
-            except queue.Empty:
-                self._controls()
-                continue
-            self._controls()
-            if item is None:
-                break
+        while (item := self._take(self.items)) is not None:
             kind, gen, value = item
             if kind == "gap":
                 self._clip_gaps += value

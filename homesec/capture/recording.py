@@ -532,18 +532,22 @@ class PyavClipRecorder(threading.Thread):
             log.error("clip encoder unavailable (%s): events are recorded without clips", exc)
             return
         self.sink.template = encoder.stream
+        while (item := self._take(self.frames)) is not None:
+            self._encode(encoder, *item)
+        self._controls()
+        self.sink.close()
+
+    def _take(self, items: queue.Queue[Any]) -> Any:
+        """The next item of `items` (None: stop); event starts and ends are applied first, and
+        while nothing comes, every 0.2 s (an event ends even when no frame follows)."""
         while True:
             try:
-                item = self.frames.get(timeout=0.2)
+                item = items.get(timeout=0.2)
             except queue.Empty:
                 self._controls()
                 continue
             self._controls()
-            if item is None:
-                break
-            self._encode(encoder, *item)
-        self._controls()
-        self.sink.close()
+            return item
 
     def _encode(self, encoder: PyavEncoder, image: np.ndarray, mono: float, wall: float) -> None:
         """One frame into the ring and the clip; a frame the encoder refuses is counted, logged
