@@ -4,7 +4,7 @@ Why this exists: the software path (demo and OpenCV sources, and a Pi 5, which h
 H.264 encoder) encodes every frame, all the time, so the pre-roll exists when an event starts.
 That must stay a small share of a core next to the detector. This prints, in one run, for
 1280x720 and 640x480 at 15 fps with the settings the daemon uses (libx264 ultrafast, zerolatency,
-crf 26, an I-frame every 0.5 s):
+clips.crf 26 = constant quantiser 23, an I-frame every 0.5 s):
 
 - recording: CPU seconds (all threads of the process, x264's included) per second of video for
   colour conversion + encoding + the packet ring + writing one MP4 clip of the whole run,
@@ -34,7 +34,7 @@ import numpy as np
 
 from homesec.camera.demo import DemoScene
 from homesec.capture.motion import MotionDetector
-from homesec.capture.recording import ClipSink, ClipWriter, PyavEncoder
+from homesec.capture.recording import ClipSink, ClipWriter, PyavEncoder, qp_for_crf
 from homesec.config import MotionConfig
 
 FPS = 15.0
@@ -97,7 +97,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    print(f"{SECONDS:g} s of demo scene at {FPS:g} fps; libx264 ultrafast/zerolatency crf {CRF}; "
+    print(f"{SECONDS:g} s of demo scene at {FPS:g} fps; libx264 ultrafast/zerolatency "
+          f"clips.crf {CRF} (qp {qp_for_crf(CRF)}); "
           f"pre-roll ring {PRE_ROLL_S:g} s; CPU as % of one core (process CPU time / video time)")
     print()
     print("| size | recording (% core) | detector (% core) | recording / detector |"

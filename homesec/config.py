@@ -207,7 +207,8 @@ class ClipsConfig(Section):
     )
     crf: int = Field(
         default=26, ge=15, le=40,
-        description="software encoder quality (lower = better and bigger); x264's constant rate factor",
+        description="software encoder quality (lower = better and bigger), on x264's constant-rate-factor "
+        "scale; encoded at the constant quantiser crf - 3, which needs less memory",
     )
 
 

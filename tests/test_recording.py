@@ -14,9 +14,9 @@ import av
 import numpy as np
 import pytest
 
-from homesec.camera.demo import DemoCamera
+from homesec.camera.demo import DemoCamera, DemoScene
 from homesec.capture.daemon import Daemon
-from homesec.capture.recording import PART_SUFFIX, clean_leftovers
+from homesec.capture.recording import PART_SUFFIX, PyavEncoder, clean_leftovers
 from homesec.config import Config
 from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
@@ -196,3 +196,35 @@ def test_clip_size_and_rate_follow_the_config(make_config) -> None:
         frames = list(c.decode(video=0))
     assert (frames[0].width, frames[0].height) == (320, 180)
     assert abs(len(frames) / clip.duration_s - 7.5) < 0.6
+
+
+
+def _x264_options(data: bytes) -> dict[str, str]:
+    """The settings libx264 wrote into its first packet (SEI: "x264 - core ... options: k=v")."""
+    start = data.index(b"x264 - core")
+    text = data[start:data.index(b"\x00", start)].decode("ascii", "replace")
+    return dict(kv.split("=", 1) for kv in text.split("options: ", 1)[1].split() if "=" in kv)
+
+
+def test_encoder_runs_at_the_constant_quantiser_for_clips_crf() -> None:
+    # No lookahead planes (constant rate factor needs them): ~10 MB less at 720p, docs/clips.md.
+    scene = DemoScene(320, 180, 160, 1)
+    enc = PyavEncoder(320, 180, 15.0, 26)
+    first = next(enc.encode(scene.color(0.0), 0.0, 0.0))
+    opts = _x264_options(first.data)
+    assert opts["rc"] == "cqp" and opts["qp"] == "23", opts
+
+
+def test_lower_clips_crf_gives_a_truer_and_bigger_clip(make_config) -> None:
+    results = {}
+    for crf in (18, 34):
+        cfg = make_config(clips={"crf": crf, "pre_roll_s": 1.0}, events={"post_motion_s": 1.0})
+        store = run_demo(cfg, 11.0)
+        ev = max(store.events(), key=lambda e: e.id)  # the same state dir: this run's event
+        (clip,) = clips_of(store, ev.id)
+        path = cfg.paths.media / clip.path
+        scene = DemoCamera(cfg.camera.width, cfg.camera.height, seed=cfg.camera.seed).scene
+        first = decode_all(path)[0].astype(np.float32)
+        results[crf] = (path.stat().st_size, np.abs(first - scene.background).mean())
+    (size_hi, err_hi), (size_lo, err_lo) = results[18], results[34]
+    assert size_hi > 1.5 * size_lo and err_hi < err_lo, results
