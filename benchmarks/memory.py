@@ -16,6 +16,8 @@ One run measures, on a temp state dir:
    encodes with libx264; the file source only keeps a ring of its packets);
    with --before REV also the same runs on an older commit (a temporary git worktree of REV,
    same venv): the before/after of a memory change in one run;
+   and the floor beside it: benchmarks/memory_floor.py, the same libraries doing only the work
+   the daemon cannot skip, without homesec (what homesec adds = the daemon's peak - the floor);
 3. the web service (`homesec web`: gunicorn master + 2 workers) after a few requests: RSS, PSS
    (shared pages counted once) and whether any process mapped numpy or OpenCV (it must not).
 
@@ -149,6 +151,15 @@ def run_daemon(root: Path, source: str, clip: Path | None, seconds: float, mallo
             "anon_peak": max(anon) / 1024, "anon_mean": sum(anon) / len(anon) / 1024}
 
 
+def run_floor(source: str, clip: Path) -> dict[str, float]:
+    """benchmarks/memory_floor.py: the daemon's libraries alone, doing the least it must do."""
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "memory_floor.py"),
+                          source, "--clip", str(clip)], capture_output=True, text=True, check=True,
+                         cwd=REPO, env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+    peak, rss, anon, file_mb = (float(x) for x in res.stdout.split())
+    return {"peak": peak, "rss": rss, "anon": anon, "file": file_mb}
+
+
 def run_web(root: Path) -> dict[str, float]:
     """gunicorn master + workers after some requests: RSS, PSS, numpy/OpenCV mapped or not."""
     root.mkdir(parents=True)
@@ -217,6 +228,7 @@ def main() -> int:
         certs = make_certs(tmp / "certs")
         srv = SmtpServer("starttls", certs).start()
         runs = []
+        floors: dict[str, dict[str, float]] = {}
         try:
             for source in ("demo", "file"):
                 if before_tree is not None:
@@ -227,6 +239,7 @@ def main() -> int:
                     r = run_daemon(tmp / f"{source}-{i}", source, clip, args.seconds, malloc_env,
                                    srv.port, certs.ca, clips=clips)
                     runs.append((source, label, r))
+                floors[source] = run_floor(source, clip)
             mails = len(srv.messages)
         finally:
             srv.stop()
@@ -247,6 +260,12 @@ def main() -> int:
         goal = "OK" if r["peak"] < 100 else "OVER 100 MB"
         print(f"  {source:8} {label:26} {r['peak']:7.1f} MB {r['mean']:7.1f} MB "
               f"{r['anon_peak']:8.1f} MB {r['anon_mean']:8.1f} MB {r['events']:7d}  {goal}{ratio}")
+    for source, f in floors.items():
+        print(f"  {source:8} {'floor: libraries alone':26} {f['peak']:7.1f} MB {'':>9} "
+              f"{f['anon']:8.1f} MB {'':>10} {'':>7}  {f['peak'] / unit[source]:.2f}x of the unit's")
+    print("  (floor = benchmarks/memory_floor.py: numpy, OpenCV, PyAV, sqlite3, ssl, smtplib doing\n"
+          "   only the 720p decode or encode, the detector's OpenCV calls and a JPEG, without homesec;\n"
+          "   the unit's peak minus the floor is what homesec itself adds)")
     print("  (anon = heap and buffers, what must fit in RAM; the rest of RSS is the mapped code of\n"
           "   Python, numpy, OpenCV and PyAV: clean file pages the kernel drops and re-reads under\n"
           "   pressure)")
