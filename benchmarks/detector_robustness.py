@@ -28,7 +28,19 @@ Variants (applied to the luma plane, the detector's only input):
   gain noise (sigma 6) and a 1 % frame-to-frame gain jitter;
 - ir-moths: ir plus moths close to the lens: small bright blurred streaks crossing (part of) the
   picture in 2-6 frames, about six a second, from start to end (through the quiet stretches too:
-  an event there is a false alarm).
+  an event there is a false alarm);
+- fps5: every Nth frame so that about 5 fps remain (cheap cameras, a Pi Zero under load), the
+  frame rate passed as the real one;
+- qvga: frames resized to exactly 320x240 (a camera's small stream, aspect squeezed if need be);
+- ae-steps: auto-exposure hunting: from 1.5 s in, every 2.5 s the whole picture steps to x0.8 and
+  back, each step over 0.2 s, through the motion too (a person entering moves the metering);
+- sun: the sun behind passing clouds: brightness swings slowly between x1 and x0.7 with a 7 s
+  period, from the first frame, through the motion too;
+- h264-low: re-encoded with H.264 (libx264, veryfast, a keyframe every 2 s) at 0.03 bits per
+  pixel (about 230 kbit/s at 640x480, 25 fps) and decoded again: blocking, smeared edges, keyframe
+  pulses, as from a network camera on a thin link;
+- shake: the camera vibrates (wind on a pole, a passing truck): a shift of up to 0.4 % of the
+  width (2.5 px at 640) in x and y, two sinusoids of 3.1 and 4.7 Hz plus a random jitter.
 
 Output: a table variant x clip, each cell `ok` or `FAIL` with the latency of the first motion
 interval (event start - labelled start, s; negative = began early) and the false alarm / miss
@@ -75,6 +87,14 @@ class Variant:
     step: int = 1  # keep every step-th frame
     slow: float = 1.0  # claimed fps divided by this, label times multiplied by it
     make: Callable[[dict[str, Any]], Transform] | None = None  # per clip: a frame transform
+    fps_to: float | None = None  # keep every Nth frame so that about this frame rate remains
+    whole: Callable[[list[np.ndarray], dict[str, Any]], list[np.ndarray]] | None = None  # whole clip
+
+    def step_for(self, clip: dict[str, Any]) -> int:
+        """Keep every this-many-th frame of the clip."""
+        if self.fps_to is None:
+            return self.step
+        return max(1, round(float(clip["fps"]) / self.fps_to))
 
 
 def _noise(sigma: float, scale: float = 1.0) -> Callable[[dict[str, Any]], Transform]:
@@ -208,6 +228,70 @@ def _draw_moths(paths: list[tuple[float, ...]], t: float, fps: float, w: int, h:
     return cv2.GaussianBlur(img, (0, 0), 0.006 * w)
 
 
+def _ae_steps(clip: dict[str, Any]) -> Transform:
+    def tf(luma: np.ndarray, t: float) -> np.ndarray:
+        if t < 1.5:
+            return luma
+        k, into = divmod(t - 1.5, 2.5)
+        lo, hi = (1.0, 0.8) if int(k) % 2 == 0 else (0.8, 1.0)  # from lo to hi at each step
+        g = lo + (hi - lo) * min(1.0, into / 0.2)
+        return cv2.convertScaleAbs(luma, alpha=g)
+    return tf
+
+
+def _sun(clip: dict[str, Any]) -> Transform:
+    def tf(luma: np.ndarray, t: float) -> np.ndarray:
+        g = 1.0 - 0.15 * (1.0 - np.cos(2.0 * np.pi * t / 7.0))
+        return cv2.convertScaleAbs(luma, alpha=g)
+    return tf
+
+
+def _shake(clip: dict[str, Any]) -> Transform:
+    rng = np.random.default_rng(17)
+
+    def tf(luma: np.ndarray, t: float) -> np.ndarray:
+        h, w = luma.shape
+        amp = 0.004 * w
+        dx = amp * (0.6 * np.sin(2 * np.pi * 3.1 * t) + 0.2 * rng.standard_normal())
+        dy = amp * (0.6 * np.sin(2 * np.pi * 4.7 * t + 1.0) + 0.2 * rng.standard_normal())
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        return cv2.warpAffine(luma, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return tf
+
+
+def _qvga(clip: dict[str, Any]) -> Transform:
+    return lambda luma, t: cv2.resize(luma, (320, 240), interpolation=cv2.INTER_AREA)
+
+
+def _h264_low(frames: list[np.ndarray], clip: dict[str, Any]) -> list[np.ndarray]:
+    """The clip through a low-bitrate H.264 encoder and back (PyAV's libx264, in memory)."""
+    import io
+
+    import av
+
+    fps = round(float(clip["fps"]))
+    h, w = frames[0].shape
+    w2, h2 = w // 2 * 2, h // 2 * 2
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="h264") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w2, h2, "yuv420p"
+        st.bit_rate = int(0.03 * w2 * h2 * fps)
+        st.options = {"preset": "veryfast", "g": str(2 * fps), "bf": "0"}
+        chroma = np.full(2 * (h2 // 2) * (w2 // 2), 128, np.uint8)  # U and V planes: grey
+        for y in frames:
+            planes = np.concatenate([np.ascontiguousarray(y[:h2, :w2]).ravel(), chroma])
+            vf = av.VideoFrame.from_ndarray(planes.reshape(3 * h2 // 2, w2), format="yuv420p")
+            for pkt in st.encode(vf):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    buf.seek(0)
+    with av.open(buf, mode="r", format="h264") as inp:
+        # (the Y plane as it is, as homesec's PyAV source takes it)
+        return [np.ascontiguousarray(f.to_ndarray()[:h2]) for f in inp.decode(video=0)]
+
+
 VARIANTS = [
     Variant("original"),
     Variant("decim2", step=2),
@@ -226,6 +310,12 @@ VARIANTS = [
     Variant("shadow", make=_shadow),
     Variant("ir", make=_ir(moths=False)),
     Variant("ir-moths", make=_ir(moths=True)),
+    Variant("fps5", fps_to=5.0),
+    Variant("qvga", make=_qvga),
+    Variant("ae-steps", make=_ae_steps),
+    Variant("sun", make=_sun),
+    Variant("h264-low", whole=_h264_low),
+    Variant("shake", make=_shake),
 ]
 
 
@@ -267,8 +357,11 @@ def run_variant(frames: list[np.ndarray], clip: dict[str, Any], v: Variant, cfg:
     """Events (start_s, end_s) of the detector and tracker on the transformed clip, as `homesec
     analyze` would print them; also detector CPU ms per frame and the frame count."""
     fps0 = float(clip["fps"])
-    fps = fps0 / v.step / v.slow
+    step = v.step_for(clip)
+    fps = fps0 / step / v.slow
     tf = v.make(clip) if v.make else None
+    if v.whole is not None:
+        frames = v.whole(frames, clip)
     det = MotionDetector(cfg.motion, fps=fps)
     tracker = EventTracker(cfg.events, keep_images=False)
     events: list[tuple[float, float]] = []
@@ -276,8 +369,8 @@ def run_variant(frames: list[np.ndarray], clip: dict[str, Any], v: Variant, cfg:
     n = 0
 
     def frames_iter() -> Iterator[tuple[int, np.ndarray]]:
-        for i, src in enumerate(frames[:: v.step]):
-            yield i, src if tf is None else tf(src, i * v.step / fps0)
+        for i, src in enumerate(frames[::step]):
+            yield i, src if tf is None else tf(src, i * step / fps0)
 
     for i, luma in frames_iter():
         t0 = time.process_time()
