@@ -760,3 +760,26 @@ def test_a_live_camera_never_waits_for_the_clip_thread_even_with_realtime_off(
         rec.packet(data, key, i / FPS, 1e9 + i / FPS, i / FPS)
     assert rec.stats()["dropped_packets"] > 0
     assert time.monotonic() - t0 < 5.0, "the capture thread waited for the clip thread"
+
+
+def test_a_clip_from_the_start_of_an_mkv_file_shows_its_first_gop_in_order(make_config,
+                                                                            tmp_path: Path) -> None:
+    """Matroska stores no decoding times; FFmpeg infers them from the B-frame order, but only
+    after the first packets (as many as the B-frame delay). Timed by their presentation times
+    instead, those packets went back in decoding order and the clip's first GOP was shown out
+    of order. Here the pre-roll reaches back to the file's first frame."""
+    src = scene_file(tmp_path / "cam.mkv", 14.0, H264_BFRAMES)
+    cfg = file_config(make_config, src, clips={"pre_roll_s": 8.0})
+    ev, clip, path = run_to_one_clip(cfg, "copy (h264)")
+    mine, theirs = packets(path), packets(src)
+    assert mine[:3] == theirs[:3] and is_run_of(mine, theirs), "not copied from the file's start"
+    frames = decoded(path)
+    assert len(frames) == clip.frames == len(mine)
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(pts)), f"times go back: {pts[:12]}"
+    # Shown in order: the frames match the file's own, decoded, frame by frame.
+    with av.open(str(src)) as c:
+        want = [f.to_ndarray(format="gray") for f, _ in zip(c.decode(video=0), range(12))]
+    got = [f.to_ndarray(format="gray") for f in frames[:12]]
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert np.array_equal(a, b), f"frame {i} of the clip is not the file's frame {i}"

@@ -80,6 +80,10 @@ def luma_of(frame: Any, max_width: int | None = None) -> np.ndarray:
 
 
 STREAM_JUMP_S = 2.0  # a network stream's clock this far from ours has jumped: times restart
+# Packets held until FFmpeg knows their decoding time. A container without one (Matroska, RTP)
+# gets it inferred from the order of the presentation times, which FFmpeg can do only after as
+# many packets as the stream's B-frame delay: the first packets after an open come without it.
+MAX_WITHOUT_DTS = 16
 
 
 class PacketTap(Protocol):
@@ -157,15 +161,15 @@ class PyAVCamera:
         if self.packet_tap is not None:
             self.packet_tap.opened(stream)
 
-    def _packet_times(self, packet: Any) -> tuple[float, float, float]:
+    def _packet_times(self, pts: int | None, dts: int | None, tb: Any, key: bool
+                      ) -> tuple[float, float, float]:
         """(presentation mono, wall, decoding mono) of a packet, on the clock of the frames.
 
         Files: the packet's place in the file as a frame index, timed like the frames
         (index / fps from the start; a loop goes on where the last one ended). Streams: the
         stream's own clock, anchored to ours at its first packet and again after a jump."""
-        tb = packet.time_base
-        pts = packet.pts if packet.pts is not None else packet.dts
-        dts = packet.dts if packet.dts is not None else pts
+        pts = pts if pts is not None else dts
+        dts = dts if dts is not None else pts
         if pts is None:  # no timestamps at all: the time of the next frame
             mono, wall = (file_frame_times(self._index, max(self.fps, 1e-6), self._t0_mono,
                                            self._t0_wall, False) if self.file
@@ -184,7 +188,7 @@ class PyAVCamera:
         # packet is timed as its frame will be when decoded, and within a GOP the packets keep
         # the stream's own spacing and order (B-frames); before the first frame, or when the
         # stream's clock jumped (a wrap, a camera's restart), anchored to now.
-        if packet.is_keyframe and self._frame_base is not None:
+        if key and self._frame_base is not None:
             self._tap_base = self._frame_base
         now = time.monotonic()
         if self._tap_base is None or abs(self._tap_base[1] + pts_s - self._tap_base[0] - now
@@ -198,14 +202,36 @@ class PyAVCamera:
         """Decoded frames; a corrupt packet is skipped and counted, not fatal."""
         import av
 
+        held: list[tuple[bytes, bool, int, Any]] = []  # no decoding time yet (MAX_WITHOUT_DTS)
         for packet in container.demux(stream):
             tap = self.packet_tap
             if tap is not None and packet.size:
-                tap.packet(bytes(packet), bool(packet.is_keyframe), *self._packet_times(packet))
+                self._tap(tap, packet, held)
             try:
                 yield from packet.decode()
             except av.error.InvalidDataError:
                 self.bad_packets += 1
+        if self.packet_tap is not None:
+            for data, key, pts, tb in held:  # the stream ended first: no better time known
+                self.packet_tap.packet(data, key, *self._packet_times(pts, None, tb, key))
+
+    def _tap(self, tap: Any, packet: Any, held: list[tuple[bytes, bool, int, Any]]) -> None:
+        """Hand a packet to the tap, in order; the first packets of a stream with B-frames in a
+        container that stores no decoding times (Matroska, RTP) wait for FFmpeg's first one,
+        and get the frame times before it. Timed by their presentation times instead, their
+        decoding order went back in time (the first GOP of a clip was shown out of order)."""
+        data, key, pts, dts, tb = (bytes(packet), bool(packet.is_keyframe), packet.pts,
+                                   packet.dts, packet.time_base)
+        if dts is None and pts is not None and len(held) < MAX_WITHOUT_DTS:
+            held.append((data, key, pts, tb))
+            return
+        if held:
+            step = packet.duration or max(1, round(1 / (max(self.fps, 1e-6) * tb)))
+            first = dts if dts is not None else min(p for _, _, p, _ in held)
+            for i, (d, k, p, t) in enumerate(held):
+                tap.packet(d, k, *self._packet_times(p, first - (len(held) - i) * step, t, k))
+            held.clear()
+        tap.packet(data, key, *self._packet_times(pts, dts, tb, key))
 
     def open(self) -> None:
         """Open the file or stream; CameraError when it cannot be read."""
