@@ -119,6 +119,7 @@ class PyAVCamera:
         self._rate = 0.0  # the stream's own frame rate (files: its timestamps -> frame index)
         self._tap_base: tuple[float, float] | None = None  # (stream seconds, monotonic) at base
         self._frame_base: tuple[float, float] | None = None  # the same at the newest frame
+        self._dts_guess: float | None = None
 
     def _safe(self, exc: BaseException) -> str:
         """An FFmpeg error as text, the URL's credentials removed."""
@@ -154,6 +155,7 @@ class PyAVCamera:
             self.fps = self._rate
         self._open_index = self._index
         self._tap_base = self._frame_base = None
+        self._dts_guess: float | None = None  # stream: decoding times to make up (see below)
         if self.packet_tap is not None:
             self.packet_tap.opened(stream)
 
@@ -164,8 +166,10 @@ class PyAVCamera:
         (index / fps from the start; a loop goes on where the last one ended). Streams: the
         stream's own clock, anchored to ours at its first packet and again after a jump."""
         tb = packet.time_base
-        pts = packet.pts if packet.pts is not None else packet.dts
-        dts = packet.dts if packet.dts is not None else pts
+        pts, dts = ((packet.pts, packet.dts) if self.file
+                    else self._session_start_times(packet, packet.pts, packet.dts))
+        pts = pts if pts is not None else dts
+        dts = dts if dts is not None else pts
         if pts is None:  # no timestamps at all: the time of the next frame
             mono, wall = (file_frame_times(self._index, max(self.fps, 1e-6), self._t0_mono,
                                            self._t0_wall, False) if self.file
@@ -193,6 +197,28 @@ class PyAVCamera:
         base_s, base_mono = self._tap_base
         mono = base_mono + pts_s - base_s
         return mono, time.time() - (now - mono), base_mono + dts_s - base_s
+
+    def _session_start_times(self, packet: Any, pts: int | None, dts: int | None
+                             ) -> tuple[int | None, int | None]:
+        """(pts, dts) of a stream's packet, made up where FFmpeg's RTSP demuxer leaves them out.
+
+        It gives a session's first packet (its keyframe) no timestamps and counts the stream's
+        clock from it: its time is 0. Timed "now" instead, it shared its time with the next
+        packet (anchored "now" too) and B-frames were shown before it. The packets of the first
+        GOP then have presentation times but no decoding times, until FFmpeg can infer them;
+        their presentation times are not in decoding order (B-frames), so they are given
+        decoding times just after the packet before, never after their own presentation: the
+        clip's decoding times must rise (clip writer), and the packets after are FFmpeg's."""
+        if self._tap_base is None and pts is None:
+            self._dts_guess = 0.0
+            return 0, 0
+        tb = packet.time_base
+        if self._dts_guess is None or dts is not None or pts is None or packet.is_keyframe:
+            self._dts_guess = None  # FFmpeg's times from here on
+            return pts, dts
+        guess = min(float(pts * tb), self._dts_guess + 0.001)
+        self._dts_guess = guess
+        return pts, round(guess / tb)
 
     def _decode(self, container: Any, stream: Any) -> Iterator[Any]:
         """Decoded frames; a corrupt packet is skipped and counted, not fatal."""
