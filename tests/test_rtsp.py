@@ -268,17 +268,32 @@ SECRET = "s3cr:t@Pw"  # ':' and '@' as passwords hold them (percent-encoded in t
 SECRET_IN_URL = "s3cr%3At%40Pw"
 
 
+def test_a_url_with_a_percent_encoded_password_is_a_network_camera(make_config) -> None:
+    """A '%' in the device named an image sequence ('frame%04d.png'): a camera URL whose password
+    was percent-encoded (as ':' '@' '/' must be) went to OpenCV as a *file* (it ended instead of
+    reconnecting), and OpenCV's image-sequence reader printed the whole URL to the journal."""
+    from homesec.camera import make_camera
+    from homesec.camera.pyav_source import PyAVCamera
+
+    for decoder in ("pyav", "opencv"):
+        cam = make_camera(rtsp_config(make_config, f"rtsp://admin:{SECRET_IN_URL}@10.0.0.9/cam",
+                                      decoder=decoder).camera)
+        assert cam.file is False, decoder  # type: ignore[attr-defined]
+        assert isinstance(cam, PyAVCamera) == (decoder == "pyav")
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
 @pytest.mark.parametrize("camera", [{"user": "admin", "password": SECRET}], indirect=True)
 def test_the_cameras_password_never_shows_in_logs_status_or_the_web(
-        tmp_path: Path, camera: RTSPCamera) -> None:
+        tmp_path: Path, camera: RTSPCamera, decoder: str) -> None:
     """The real `homesec run`, its URL carrying the camera's password: first a camera that is
     off (the error names the address), then on. Neither the daemon's output (the journal, with
-    FFmpeg's own lines), status.json, nor the web UI's status show the password."""
+    FFmpeg's and OpenCV's own lines), status.json, nor the web UI's status show the password."""
     camera.kill()
     url = camera.url(f"admin:{SECRET_IN_URL}")
     cfg_path = write_config(tmp_path, camera={"source": "opencv", "device": url, "fps": FPS,
                                               "width": W, "height": H, "realtime": True,
-                                              "reconnect_max_s": 0.5},
+                                              "reconnect_max_s": 0.5, "decoder": decoder},
                             events={"post_motion_s": 1.0})
     status_file = tmp_path / "run" / STATUS_NAME
     log_path = tmp_path / "daemon.log"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homesec.camera.base import Camera, CameraError, CameraHung, EndOfStream, Frame
+from homesec.camera.base import Camera, CameraError, CameraHung, EndOfStream, Frame, is_url
 from homesec.config import CameraConfig
 
 __all__ = ["Camera", "CameraError", "CameraHung", "EndOfStream", "Frame", "make_camera"]
@@ -32,8 +32,9 @@ def make_camera(cfg: CameraConfig, detect_width: int | None = None) -> Camera:
 
 def decodes_with_pyav(device: str) -> bool:
     """Files and network streams go to PyAV; V4L2 devices (/dev/video*, an index) and image
-    sequence patterns stay with OpenCV (camera/pyav_source.py says why)."""
-    return not (device.isdigit() or device.startswith("/dev/") or "%" in device)
+    sequence patterns stay with OpenCV (camera/pyav_source.py says why); a URL is a stream,
+    whatever it holds (a percent-encoded password has '%')."""
+    return is_url(device) or not (device.isdigit() or device.startswith("/dev/") or "%" in device)
 
 
 def video_camera(device: str, fps: float, decoder: str, loop: bool = False,

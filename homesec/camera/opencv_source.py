@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
+from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times, is_url
 from homesec.system.credentials import redact_url
 
 
@@ -22,7 +22,12 @@ def _open_target(device: str) -> str | int:
 
 
 def is_file(device: str) -> bool:
-    """True when the device names a local file or an image sequence pattern."""
+    """True when the device names a local file or an image sequence pattern.
+
+    A URL never is, though it holds a '%' (a percent-encoded password): it is a live stream,
+    reconnected when it drops."""
+    if is_url(device):
+        return False
     return "%" in device or (os.path.isfile(device) and not device.startswith("/dev/"))
 
 
@@ -49,7 +54,10 @@ class OpenCVCamera:
     def open(self) -> None:
         """Open the device; CameraError when it cannot be read."""
         self.close()
-        cap = cv2.VideoCapture(_open_target(self.device))
+        # A URL goes to the FFmpeg backend only: when that fails OpenCV tries its others, and
+        # the image-sequence one prints the whole URL, the camera's password with it.
+        cap = (cv2.VideoCapture(self.device, cv2.CAP_FFMPEG) if is_url(self.device)
+               else cv2.VideoCapture(_open_target(self.device)))
         if not cap.isOpened():
             raise CameraError(f"cannot open {self.label!r}")
         if not self.file and self.want_size:
