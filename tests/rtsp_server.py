@@ -5,7 +5,7 @@ Run by the SYSTEM python3 (/usr/bin/python3 has python3-gi and apt's GStreamer b
 project's venv is another interpreter), as a subprocess of tests/rtsp_support.py:
 
     /usr/bin/python3 tests/rtsp_server.py --port P --file cam.mp4 [--user U --password PW]
-                                          [--protocols tcp|udp|both]
+                                          [--auth basic|digest] [--protocols tcp|udp|both]
 
 Each client gets its own pipeline from the file's start (as a camera's stream, its clock starts
 anew at every connection). Prints "ready" on stdout once it listens; runs until killed.
@@ -39,6 +39,7 @@ def main() -> int:
     ap.add_argument("--path", default="/cam")
     ap.add_argument("--user")
     ap.add_argument("--password")
+    ap.add_argument("--auth", choices=["basic", "digest"], default="basic")
     ap.add_argument("--protocols", choices=sorted(PROTOCOLS), default="both")
     args = ap.parse_args()
 
@@ -56,7 +57,12 @@ def main() -> int:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string("media.factory.role", "camera-user")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        if args.auth == "digest":  # what many cameras ask for: the password never sent
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password or "", token)
+        else:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""),
+                           token)
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_permission_for_role("camera-user", "media.factory.access", True)

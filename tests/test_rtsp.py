@@ -8,12 +8,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
+import cv2
 import numpy as np
 import pytest
 
@@ -59,9 +62,9 @@ class RTSPCamera:
     start, as a camera's clock does)."""
 
     def __init__(self, src: Path, protocols: str = "both", user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, auth: str = "basic") -> None:
         self.src, self.protocols = src, protocols
-        self.user, self.password = user, password
+        self.user, self.password, self.auth = user, password, auth
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.start()
@@ -74,7 +77,7 @@ class RTSPCamera:
         args = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.src),
                 "--protocols", self.protocols]
         if self.user:
-            args += ["--user", self.user, "--password", self.password or ""]
+            args += ["--user", self.user, "--password", self.password or "", "--auth", self.auth]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         assert self.proc.stdout is not None
@@ -82,6 +85,11 @@ class RTSPCamera:
         if line.strip() != "ready":
             self.proc.kill()
             raise AssertionError(f"RTSP server did not start: {self.proc.communicate()[1]}")
+
+    def freeze(self) -> None:
+        """A camera that hangs: its connections stay open, nothing is sent."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -147,8 +155,6 @@ def nal_slices(data: bytes) -> list[bytes]:
 
 
 def slices_of(path: Path) -> list[bytes]:
-    import av
-
     with av.open(str(path)) as c:
         return [s for p in c.demux(video=0) if p.size for s in nal_slices(bytes(p))]
 
@@ -167,7 +173,8 @@ def assert_clips_play(cfg: Config, store: Store, event_id: int) -> list[Any]:
         frames = decoded(path)
         assert len(frames) == clip.frames > 0
         pts = [f.pts for f in frames]
-        assert all(b > a for a, b in itertools.pairwise(pts)), [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(pts)) if b <= a] + [len(pts)]
+        back = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(pts)) if b <= a]
+        assert not back, f"frames shown out of order (index, pts, next pts): {back}"
         assert clip.duration_s - 0.5 <= ffprobe_duration(path) <= clip.duration_s + 2.0
     return clips
 
@@ -185,6 +192,9 @@ def test_an_rtsp_camera_gives_an_event_and_a_clip_of_its_own_packets(
         wait_for(lambda: daemon.clips.index.registered >= 1, timeout=30, what="the clip")
     store = Store(cfg.paths.db_path)
     ev = min(store.events(), key=lambda e: e.start_ts)
+    assert ev.end_ts is not None and not ev.interrupted
+    snap = cv2.imread(str(cfg.paths.media / ev.snapshot)) if ev.snapshot else None
+    assert snap is not None and snap.shape == (H, W, 3), "no snapshot of the camera's picture"
     (clip,) = assert_clips_play(cfg, store, ev.id)
     path = cfg.paths.media / clip.path
     mine = slices_of(path)
@@ -282,8 +292,11 @@ def test_a_url_with_a_percent_encoded_password_is_a_network_camera(make_config) 
         assert isinstance(cam, PyAVCamera) == (decoder == "pyav")
 
 
-@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
-@pytest.mark.parametrize("camera", [{"user": "admin", "password": SECRET}], indirect=True)
+@pytest.mark.parametrize(("camera", "decoder"), [
+    ({"user": "admin", "password": SECRET}, "pyav"),
+    ({"user": "admin", "password": SECRET, "auth": "digest"}, "pyav"),
+    ({"user": "admin", "password": SECRET}, "opencv"),
+], indirect=["camera"], ids=["basic-pyav", "digest-pyav", "basic-opencv"])
 def test_the_cameras_password_never_shows_in_logs_status_or_the_web(
         tmp_path: Path, camera: RTSPCamera, decoder: str) -> None:
     """The real `homesec run`, its URL carrying the camera's password: first a camera that is
@@ -322,6 +335,8 @@ def test_the_cameras_password_never_shows_in_logs_status_or_the_web(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    with pytest.raises(av.error.HTTPUnauthorizedError):  # the camera does check the password
+        av.open(camera.url("admin:wrong"), options={"rtsp_transport": "tcp"}, timeout=10).close()
     logged = log_path.read_text()
     assert "camera lost" in logged and "admin:***@" in logged, logged[-2000:]
     for where, text in [("the daemon's output", logged), ("status.json", "".join(seen)),
@@ -348,22 +363,47 @@ def web_status(cfg_path: Path) -> str:
     return api.get_data(as_text=True) + home.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
 @pytest.mark.parametrize("camera", [{"protocols": "udp"}], indirect=True)
 def test_a_camera_that_speaks_rtsp_over_udp_only_works_when_configured(
-        make_config, camera: RTSPCamera) -> None:
+        make_config, camera: RTSPCamera, decoder: str) -> None:
     """TCP is the default (reliable through NAT and Wi-Fi, what most NVRs use); a camera that
-    refuses it gets a camera error that names the setting, and `rtsp_transport = "udp"` works."""
-    cfg = rtsp_config(make_config, camera.url())
+    refuses it gives no frames (with PyAV, an error that names the setting), and
+    `rtsp_transport = "udp"` works, with either decoder."""
+    cfg = rtsp_config(make_config, camera.url(), decoder=decoder)
     with Running(cfg) as daemon:
         err = wait_for(lambda: daemon.status()["camera_error"], timeout=20,
                        what="the camera error")
-        assert "rtsp_transport" in err and "udp" in err, err
+        if decoder == "pyav":
+            assert 'camera.rtsp_transport = "udp"' in err, err
         assert daemon.frames == 0
-    cfg = rtsp_config(make_config, camera.url(), rtsp_transport="udp")
+    cfg = rtsp_config(make_config, camera.url(), rtsp_transport="udp", decoder=decoder)
     with Running(cfg) as daemon:
         wait_for(lambda: daemon.frames >= 2 * FPS, timeout=20, what="frames over UDP")
         st = daemon.status()
         assert st["camera_ok"] is True and st["camera_error"] is None
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_a_camera_that_hangs_is_noticed_and_reconnected(make_config, camera: RTSPCamera,
+                                                        transport: str) -> None:
+    """A camera that freezes (or a Wi-Fi that drops) closes nothing: the connection stays open
+    and no packet comes. The read timeout says the camera is lost; once the camera is back
+    (restarted on the same address) the daemon reconnects and frames flow again."""
+    from homesec.camera.pyav_source import READ_TIMEOUT_S
+
+    cfg = rtsp_config(make_config, camera.url(), rtsp_transport=transport)
+    with Running(cfg) as daemon:
+        wait_for(lambda: daemon.frames >= FPS, timeout=20, what="frames")
+        camera.freeze()
+        wait_for(lambda: daemon.status()["camera_ok"] is False, timeout=READ_TIMEOUT_S + 10,
+                 what="status to say the camera is lost")
+        camera.kill()
+        camera.start()
+        frames = daemon.frames
+        wait_for(lambda: daemon.status()["camera_ok"] and daemon.frames > frames + FPS,
+                 timeout=30, what="frames again after the camera came back")
+        assert daemon.status()["camera_reopens"] >= 1
 
 
 def test_rtsp_transport_is_checked_and_reaches_the_source(make_config) -> None:

@@ -20,10 +20,11 @@ def make_camera(cfg: CameraConfig, detect_width: int | None = None) -> Camera:
     if cfg.source == "opencv":
         if cfg.decoder == "pyav" and decodes_with_pyav(cfg.device):
             return video_camera(cfg.device, cfg.fps, "pyav", cfg.loop, cfg.realtime,
-                                detect_width)
+                                detect_width, cfg.rtsp_transport)
         from homesec.camera.opencv_source import OpenCVCamera
 
-        return OpenCVCamera(cfg.device, cfg.fps, cfg.loop, cfg.realtime, cfg.width, cfg.height)
+        return OpenCVCamera(cfg.device, cfg.fps, cfg.loop, cfg.realtime, cfg.width, cfg.height,
+                            cfg.rtsp_transport)
     from homesec.camera.picam import PicameraCamera
 
     return PicameraCamera(cfg.width, cfg.height, cfg.lores_width, cfg.lores_height, cfg.fps,
@@ -38,12 +39,14 @@ def decodes_with_pyav(device: str) -> bool:
 
 
 def video_camera(device: str, fps: float, decoder: str, loop: bool = False,
-                 realtime: bool = False, detect_width: int | None = None) -> Camera:
+                 realtime: bool = False, detect_width: int | None = None,
+                 rtsp_transport: str = "tcp") -> Camera:
     """A file or stream source with the decoder asked for (`homesec analyze`, the daemon)."""
     if decoder == "pyav" and decodes_with_pyav(device):
         from homesec.camera.pyav_source import PyAVCamera
 
-        return PyAVCamera(device, fps, loop, realtime, detect_width=detect_width)
+        return PyAVCamera(device, fps, loop, realtime, detect_width=detect_width,
+                          rtsp_transport=rtsp_transport)
     from homesec.camera.opencv_source import OpenCVCamera
 
-    return OpenCVCamera(device, fps, loop, realtime)
+    return OpenCVCamera(device, fps, loop, realtime, rtsp_transport=rtsp_transport)

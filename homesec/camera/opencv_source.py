@@ -6,6 +6,7 @@ Raw .h264 streams carry no timing; their frame rate comes from the caller.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -15,10 +16,27 @@ import numpy as np
 from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times, is_url
 from homesec.system.credentials import redact_url
 
+OPENCV_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+
 
 def _open_target(device: str) -> str | int:
     """An integer camera index stays an int; anything else is a path or URL."""
     return int(device) if device.isdigit() else device
+
+
+def is_rtsp(device: str) -> bool:
+    """True for an RTSP camera's address (rtsp://, rtsps://)."""
+    return device[:8].lower().startswith(("rtsp://", "rtsps://"))
+
+
+def transport_hint(exc: BaseException, transport: str) -> str:
+    """What to change when the camera refused the RTSP transport asked for (FFmpeg turns the
+    camera's "461 Unsupported transport" into EPROTONOSUPPORT), else ""."""
+    if getattr(exc, "errno", None) != errno.EPROTONOSUPPORT and "461" not in str(exc):
+        return ""
+    other = "udp" if transport == "tcp" else "tcp"
+    return (f" (the camera refuses RTSP over {transport.upper()}: set camera.rtsp_transport = "
+            f'"{other}")')
 
 
 def is_file(device: str) -> bool:
@@ -36,7 +54,7 @@ class OpenCVCamera:
 
     def __init__(
         self, device: str, fps: float = 25.0, loop: bool = False, realtime: bool = False,
-        width: int | None = None, height: int | None = None,
+        width: int | None = None, height: int | None = None, rtsp_transport: str = "tcp",
     ) -> None:
         self.device = device
         self.label = redact_url(device)  # for messages: they reach logs and the web UI
@@ -44,6 +62,7 @@ class OpenCVCamera:
         self.loop = loop
         self.realtime = realtime
         self.want_size = (width, height) if width and height else None
+        self.rtsp_transport = rtsp_transport  # rtsp://: "tcp" (interleaved) or "udp" (RTP)
         self.file = is_file(device)
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
@@ -56,8 +75,17 @@ class OpenCVCamera:
         self.close()
         # A URL goes to the FFmpeg backend only: when that fails OpenCV tries its others, and
         # the image-sequence one prints the whole URL, the camera's password with it.
-        cap = (cv2.VideoCapture(self.device, cv2.CAP_FFMPEG) if is_url(self.device)
-               else cv2.VideoCapture(_open_target(self.device)))
+        if is_rtsp(self.device) and OPENCV_OPTIONS not in os.environ:
+            # OpenCV's FFmpeg backend reads its options from the environment at each open (else
+            # it tries UDP first); an owner's own setting wins.
+            os.environ[OPENCV_OPTIONS] = f"rtsp_transport;{self.rtsp_transport}"
+            try:
+                cap = cv2.VideoCapture(self.device, cv2.CAP_FFMPEG)
+            finally:
+                del os.environ[OPENCV_OPTIONS]
+        else:
+            cap = (cv2.VideoCapture(self.device, cv2.CAP_FFMPEG) if is_url(self.device)
+                   else cv2.VideoCapture(_open_target(self.device)))
         if not cap.isOpened():
             raise CameraError(f"cannot open {self.label!r}")
         if not self.file and self.want_size:

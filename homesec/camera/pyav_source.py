@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
-from homesec.camera.opencv_source import is_file
+from homesec.camera.opencv_source import is_file, is_rtsp, transport_hint
 from homesec.system.credentials import redact_url
 
 log = logging.getLogger("homesec.camera.pyav")
@@ -97,8 +97,8 @@ class PyAVCamera:
     """Frames from a file or network stream through PyAV; luma is the decoded Y plane."""
 
     def __init__(self, device: str, fps: float = 25.0, loop: bool = False,
-                 realtime: bool = False, threads: int = 0, detect_width: int | None = None
-                 ) -> None:
+                 realtime: bool = False, threads: int = 0, detect_width: int | None = None,
+                 rtsp_transport: str = "tcp") -> None:
         self.device = device
         self.label = redact_url(device)  # for messages: they reach logs and the web UI
         self.fps = fps
@@ -106,6 +106,7 @@ class PyAVCamera:
         self.realtime = realtime
         self.threads = threads  # decoder threads for streams (0: FFmpeg chooses)
         self.detect_width = detect_width  # the detector's width: luma is reduced towards it
+        self.rtsp_transport = rtsp_transport  # rtsp://: "tcp" (interleaved) or "udp" (RTP)
         self.file = is_file(device)
         self._container: Any = None
         self._frames: Iterator[Any] | None = None
@@ -128,13 +129,14 @@ class PyAVCamera:
     def _open_container(self) -> None:
         import av  # lazy: only processes that decode pay for it (the web workers never do)
 
-        options = {} if self.file else {"rtsp_transport": "tcp"} if self.device.startswith(
-            "rtsp") else {}
+        rtsp = is_rtsp(self.device)
+        options = {"rtsp_transport": self.rtsp_transport} if rtsp else {}
         try:
             container = av.open(self.device, options=options,
                                 timeout=None if self.file else (OPEN_TIMEOUT_S, READ_TIMEOUT_S))
         except (av.error.FFmpegError, OSError) as exc:
-            raise CameraError(f"cannot open {self.label!r}: {self._safe(exc)}") from None
+            hint = transport_hint(exc, self.rtsp_transport) if rtsp else ""
+            raise CameraError(f"cannot open {self.label!r}: {self._safe(exc)}{hint}") from None
         if not container.streams.video:
             container.close()
             raise CameraError(f"cannot open {self.label!r}: no video stream")
