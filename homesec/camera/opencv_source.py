@@ -73,19 +73,8 @@ class OpenCVCamera:
     def open(self) -> None:
         """Open the device; CameraError when it cannot be read."""
         self.close()
-        # A URL goes to the FFmpeg backend only: when that fails OpenCV tries its others, and
-        # the image-sequence one prints the whole URL, the camera's password with it.
-        if is_rtsp(self.device) and OPENCV_OPTIONS not in os.environ:
-            # OpenCV's FFmpeg backend reads its options from the environment at each open (else
-            # it tries UDP first); an owner's own setting wins.
-            os.environ[OPENCV_OPTIONS] = f"rtsp_transport;{self.rtsp_transport}"
-            try:
-                cap = cv2.VideoCapture(self.device, cv2.CAP_FFMPEG)
-            finally:
-                del os.environ[OPENCV_OPTIONS]
-        else:
-            cap = (cv2.VideoCapture(self.device, cv2.CAP_FFMPEG) if is_url(self.device)
-                   else cv2.VideoCapture(_open_target(self.device)))
+        cap = (self._open_url() if is_url(self.device)
+               else cv2.VideoCapture(_open_target(self.device)))
         if not cap.isOpened():
             raise CameraError(f"cannot open {self.label!r}")
         if not self.file and self.want_size:
@@ -99,6 +88,19 @@ class OpenCVCamera:
         self._file_index = 0
         self._t0_mono = time.monotonic() - self._index / max(self.fps, 1e-6)
         self._t0_wall = time.time() - self._index / max(self.fps, 1e-6)
+
+    def _open_url(self) -> cv2.VideoCapture:
+        """A stream, with OpenCV's FFmpeg backend only: when that one fails OpenCV tries its
+        others, and the image-sequence one prints the whole URL, the camera's password with it.
+        The RTSP transport is an option that backend reads from the environment at each open
+        (left alone, FFmpeg tries UDP first); an owner's own setting wins."""
+        if not is_rtsp(self.device) or OPENCV_OPTIONS in os.environ:
+            return cv2.VideoCapture(self.device, cv2.CAP_FFMPEG)
+        os.environ[OPENCV_OPTIONS] = f"rtsp_transport;{self.rtsp_transport}"
+        try:
+            return cv2.VideoCapture(self.device, cv2.CAP_FFMPEG)
+        finally:
+            del os.environ[OPENCV_OPTIONS]
 
     def _grab(self) -> np.ndarray | None:
         assert self._cap is not None

@@ -120,7 +120,7 @@ class PyAVCamera:
         self._rate = 0.0  # the stream's own frame rate (files: its timestamps -> frame index)
         self._tap_base: tuple[float, float] | None = None  # (stream seconds, monotonic) at base
         self._frame_base: tuple[float, float] | None = None  # the same at the newest frame
-        self._dts_guess: float | None = None
+        self._dts_guess: float | None = None  # see _session_start_times
 
     def _safe(self, exc: BaseException) -> str:
         """An FFmpeg error as text, the URL's credentials removed."""
@@ -157,7 +157,7 @@ class PyAVCamera:
             self.fps = self._rate
         self._open_index = self._index
         self._tap_base = self._frame_base = None
-        self._dts_guess: float | None = None  # stream: decoding times to make up (see below)
+        self._dts_guess = None  # streams: the first GOP's decoding times are made up
         if self.packet_tap is not None:
             self.packet_tap.opened(stream)
 
@@ -211,7 +211,7 @@ class PyAVCamera:
         their presentation times are not in decoding order (B-frames), so they are given
         decoding times just after the packet before, never after their own presentation: the
         clip's decoding times must rise (clip writer), and the packets after are FFmpeg's."""
-        if self._tap_base is None and pts is None:
+        if self._tap_base is None and pts is None and dts is None:
             self._dts_guess = 0.0
             return 0, 0
         tb = packet.time_base
