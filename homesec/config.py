@@ -99,6 +99,12 @@ class CameraConfig(Section):
         description="opencv source, files and network streams: decode with PyAV straight to the "
         "luma plane, or with OpenCV (for a stream PyAV cannot open); USB cameras always use OpenCV",
     )
+    rtsp_transport: Literal["tcp", "udp"] = Field(
+        default="tcp",
+        description="rtsp:// cameras: 'tcp' carries the video inside the RTSP connection (no "
+        "lost packets, passes NAT, Wi-Fi and firewalls; what most NVRs use), 'udp' as separate "
+        "RTP packets (for a camera that refuses TCP)",
+    )
     frame_timeout_s: float = Field(
         default=3.0, ge=0.5, le=20.0,
         description="picamera2: no frame for this long (at least 4 frame times) means the camera "

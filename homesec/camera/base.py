@@ -8,12 +8,18 @@ out the luma plane and a callable that produces the colour image on demand, vali
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+
+def is_url(device: str) -> bool:
+    """True for a network stream's address (rtsp://, http://...)."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", device) is not None
 
 
 class CameraError(Exception):

@@ -6,14 +6,17 @@ Raw .h264 streams carry no timing; their frame rate comes from the caller.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
 import cv2
 import numpy as np
 
-from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
+from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times, is_url
 from homesec.system.credentials import redact_url
+
+OPENCV_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 
 
 def _open_target(device: str) -> str | int:
@@ -21,8 +24,28 @@ def _open_target(device: str) -> str | int:
     return int(device) if device.isdigit() else device
 
 
+def is_rtsp(device: str) -> bool:
+    """True for an RTSP camera's address (rtsp://, rtsps://)."""
+    return device[:8].lower().startswith(("rtsp://", "rtsps://"))
+
+
+def transport_hint(exc: BaseException, transport: str) -> str:
+    """What to change when the camera refused the RTSP transport asked for (FFmpeg turns the
+    camera's "461 Unsupported transport" into EPROTONOSUPPORT), else ""."""
+    if getattr(exc, "errno", None) != errno.EPROTONOSUPPORT and "461" not in str(exc):
+        return ""
+    other = "udp" if transport == "tcp" else "tcp"
+    return (f" (the camera refuses RTSP over {transport.upper()}: set camera.rtsp_transport = "
+            f'"{other}")')
+
+
 def is_file(device: str) -> bool:
-    """True when the device names a local file or an image sequence pattern."""
+    """True when the device names a local file or an image sequence pattern.
+
+    A URL never is, though it holds a '%' (a percent-encoded password): it is a live stream,
+    reconnected when it drops."""
+    if is_url(device):
+        return False
     return "%" in device or (os.path.isfile(device) and not device.startswith("/dev/"))
 
 
@@ -31,7 +54,7 @@ class OpenCVCamera:
 
     def __init__(
         self, device: str, fps: float = 25.0, loop: bool = False, realtime: bool = False,
-        width: int | None = None, height: int | None = None,
+        width: int | None = None, height: int | None = None, rtsp_transport: str = "tcp",
     ) -> None:
         self.device = device
         self.label = redact_url(device)  # for messages: they reach logs and the web UI
@@ -39,6 +62,7 @@ class OpenCVCamera:
         self.loop = loop
         self.realtime = realtime
         self.want_size = (width, height) if width and height else None
+        self.rtsp_transport = rtsp_transport  # rtsp://: "tcp" (interleaved) or "udp" (RTP)
         self.file = is_file(device)
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
@@ -49,7 +73,8 @@ class OpenCVCamera:
     def open(self) -> None:
         """Open the device; CameraError when it cannot be read."""
         self.close()
-        cap = cv2.VideoCapture(_open_target(self.device))
+        cap = (self._open_url() if is_url(self.device)
+               else cv2.VideoCapture(_open_target(self.device)))
         if not cap.isOpened():
             raise CameraError(f"cannot open {self.label!r}")
         if not self.file and self.want_size:
@@ -63,6 +88,19 @@ class OpenCVCamera:
         self._file_index = 0
         self._t0_mono = time.monotonic() - self._index / max(self.fps, 1e-6)
         self._t0_wall = time.time() - self._index / max(self.fps, 1e-6)
+
+    def _open_url(self) -> cv2.VideoCapture:
+        """A stream, with OpenCV's FFmpeg backend only: when that one fails OpenCV tries its
+        others, and the image-sequence one prints the whole URL, the camera's password with it.
+        The RTSP transport is an option that backend reads from the environment at each open
+        (left alone, FFmpeg tries UDP first); an owner's own setting wins."""
+        if not is_rtsp(self.device) or OPENCV_OPTIONS in os.environ:
+            return cv2.VideoCapture(self.device, cv2.CAP_FFMPEG)
+        os.environ[OPENCV_OPTIONS] = f"rtsp_transport;{self.rtsp_transport}"
+        try:
+            return cv2.VideoCapture(self.device, cv2.CAP_FFMPEG)
+        finally:
+            del os.environ[OPENCV_OPTIONS]
 
     def _grab(self) -> np.ndarray | None:
         assert self._cap is not None

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
-from homesec.camera.opencv_source import is_file
+from homesec.camera.opencv_source import is_file, is_rtsp, transport_hint
 from homesec.system.credentials import redact_url
 
 log = logging.getLogger("homesec.camera.pyav")
@@ -80,7 +80,7 @@ def luma_of(frame: Any, max_width: int | None = None) -> np.ndarray:
 
 
 STREAM_JUMP_S = 2.0  # a network stream's clock this far from ours has jumped: times restart
-# Packets held until FFmpeg knows their decoding time. A container without one (Matroska, RTP)
+# File packets held until FFmpeg knows their decoding time. A container without one (Matroska)
 # gets it inferred from the order of the presentation times, which FFmpeg can do only after as
 # many packets as the stream's B-frame delay: the first packets after an open come without it.
 MAX_WITHOUT_DTS = 16
@@ -101,8 +101,8 @@ class PyAVCamera:
     """Frames from a file or network stream through PyAV; luma is the decoded Y plane."""
 
     def __init__(self, device: str, fps: float = 25.0, loop: bool = False,
-                 realtime: bool = False, threads: int = 0, detect_width: int | None = None
-                 ) -> None:
+                 realtime: bool = False, threads: int = 0, detect_width: int | None = None,
+                 rtsp_transport: str = "tcp") -> None:
         self.device = device
         self.label = redact_url(device)  # for messages: they reach logs and the web UI
         self.fps = fps
@@ -110,6 +110,7 @@ class PyAVCamera:
         self.realtime = realtime
         self.threads = threads  # decoder threads for streams (0: FFmpeg chooses)
         self.detect_width = detect_width  # the detector's width: luma is reduced towards it
+        self.rtsp_transport = rtsp_transport  # rtsp://: "tcp" (interleaved) or "udp" (RTP)
         self.file = is_file(device)
         self._container: Any = None
         self._frames: Iterator[Any] | None = None
@@ -123,6 +124,7 @@ class PyAVCamera:
         self._rate = 0.0  # the stream's own frame rate (files: its timestamps -> frame index)
         self._tap_base: tuple[float, float] | None = None  # (stream seconds, monotonic) at base
         self._frame_base: tuple[float, float] | None = None  # the same at the newest frame
+        self._dts_guess: float | None = None  # see _session_start_times
 
     def _safe(self, exc: BaseException) -> str:
         """An FFmpeg error as text, the URL's credentials removed."""
@@ -131,13 +133,14 @@ class PyAVCamera:
     def _open_container(self) -> None:
         import av  # lazy: only processes that decode pay for it (the web workers never do)
 
-        options = {} if self.file else {"rtsp_transport": "tcp"} if self.device.startswith(
-            "rtsp") else {}
+        rtsp = is_rtsp(self.device)
+        options = {"rtsp_transport": self.rtsp_transport} if rtsp else {}
         try:
             container = av.open(self.device, options=options,
                                 timeout=None if self.file else (OPEN_TIMEOUT_S, READ_TIMEOUT_S))
         except (av.error.FFmpegError, OSError) as exc:
-            raise CameraError(f"cannot open {self.label!r}: {self._safe(exc)}") from None
+            hint = transport_hint(exc, self.rtsp_transport) if rtsp else ""
+            raise CameraError(f"cannot open {self.label!r}: {self._safe(exc)}{hint}") from None
         if not container.streams.video:
             container.close()
             raise CameraError(f"cannot open {self.label!r}: no video stream")
@@ -158,6 +161,7 @@ class PyAVCamera:
             self.fps = self._rate
         self._open_index = self._index
         self._tap_base = self._frame_base = None
+        self._dts_guess = None  # streams: the first GOP's decoding times are made up
         if self.packet_tap is not None:
             self.packet_tap.opened(stream)
 
@@ -198,6 +202,27 @@ class PyAVCamera:
         mono = base_mono + pts_s - base_s
         return mono, time.time() - (now - mono), base_mono + dts_s - base_s
 
+    def _session_start_times(self, pts: int | None, dts: int | None, tb: Any, key: bool
+                             ) -> tuple[int | None, int | None]:
+        """(pts, dts) of a stream's packet, made up where FFmpeg's RTSP demuxer leaves them out.
+
+        It gives a session's first packet (its keyframe) no timestamps and counts the stream's
+        clock from it: its time is 0. Timed "now" instead, it shared its time with the next
+        packet (anchored "now" too) and B-frames were shown before it. The packets of the first
+        GOP then have presentation times but no decoding times, until FFmpeg can infer them;
+        their presentation times are not in decoding order (B-frames), so they are given
+        decoding times just after the packet before, never after their own presentation: the
+        clip's decoding times must rise (clip writer), and the packets after are FFmpeg's."""
+        if self._tap_base is None and pts is None and dts is None:
+            self._dts_guess = 0.0
+            return 0, 0
+        if self._dts_guess is None or dts is not None or pts is None or key:
+            self._dts_guess = None  # FFmpeg's times from here on
+            return pts, dts
+        guess = min(float(pts * tb), self._dts_guess + 0.001)
+        self._dts_guess = guess
+        return pts, round(guess / tb)
+
     def _decode(self, container: Any, stream: Any) -> Iterator[Any]:
         """Decoded frames; a corrupt packet is skipped and counted, not fatal."""
         import av
@@ -216,13 +241,16 @@ class PyAVCamera:
                 self.packet_tap.packet(data, key, *self._packet_times(pts, None, tb, key))
 
     def _tap(self, tap: Any, packet: Any, held: list[tuple[bytes, bool, int, Any]]) -> None:
-        """Hand a packet to the tap, in order; the first packets of a stream with B-frames in a
-        container that stores no decoding times (Matroska, RTP) wait for FFmpeg's first one,
-        and get the frame times before it. Timed by their presentation times instead, their
-        decoding order went back in time (the first GOP of a clip was shown out of order)."""
+        """Hand a packet to the tap, in order. Files: the first packets of a file with B-frames
+        in a container that stores no decoding times (Matroska) wait for FFmpeg's first one, and
+        get the frame times before it; timed by their presentation times instead, their decoding
+        order went back in time (the first GOP of a clip was shown out of order). Streams
+        (RTSP): _session_start_times, as packets must not wait there."""
         data, key, pts, dts, tb = (bytes(packet), bool(packet.is_keyframe), packet.pts,
                                    packet.dts, packet.time_base)
-        if dts is None and pts is not None and len(held) < MAX_WITHOUT_DTS:
+        if not self.file:
+            pts, dts = self._session_start_times(pts, dts, tb, key)
+        elif dts is None and pts is not None and len(held) < MAX_WITHOUT_DTS:
             held.append((data, key, pts, tb))
             return
         if held:
