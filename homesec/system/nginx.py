@@ -62,7 +62,46 @@ ERRORS = {
     502: "the web service is not running (homesec-web)",
     503: "service unavailable",
     504: "the web service did not answer in time",
+    416: "range not satisfiable",
 }
+
+# nginx's own answers (its error pages, media files sent after X-Accel-Redirect, which drops the
+# app's headers) get the same protection as the app's pages (homesec.web.security): no framing,
+# no MIME sniffing, no referrer to other sites, and a policy that runs nothing.
+OWN_CSP = ("default-src 'none'; img-src 'self'; media-src 'self'; frame-ancestors 'none'; "
+           "base-uri 'none'; form-action 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": OWN_CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _header_var(name: str) -> str:
+    """The map variable holding `name`'s value for an error page (see _security_maps)."""
+    return "$homesec_add_" + name.lower().replace("-", "_")
+
+
+def _security_maps() -> list[str]:
+    """http-level maps: a header's value for an error page, empty (= not added) when the
+    response already has it. A 416 from the media location keeps the headers that location
+    added before the range check failed; the error page must not add a second copy."""
+    out: list[str] = []
+    for name, value in SECURITY_HEADERS.items():
+        out += [f"map $sent_http_{name.lower().replace('-', '_')} {_header_var(name)} {{",
+                f'    "" "{value}";', '    default "";', "}"]
+    return out
+
+
+def _error_page_headers() -> list[str]:
+    return [f"add_header {name} {_header_var(name)} always;" for name in SECURITY_HEADERS]
+
+
+def _media_headers() -> list[str]:
+    """Not `always`: an error in the media location is answered by an error page (which adds
+    them itself)."""
+    return [f'add_header {name} "{value}";' for name, value in SECURITY_HEADERS.items()]
 
 
 def socket_path(cfg: Config) -> Path:
@@ -110,6 +149,13 @@ def _proxy(read_timeout_s: float, buffering: bool) -> list[str]:
         "proxy_set_header X-Forwarded-Host \"\";",
         "proxy_set_header X-Forwarded-Port \"\";",
         "proxy_set_header X-Forwarded-Prefix \"\";",
+        # gunicorn reads these as the scheme too and answers a contradiction with its own HTML
+        # 400 (even on /api/): nginx's X-Forwarded-Proto is the only word on the scheme.
+        "proxy_set_header X-Forwarded-Ssl \"\";",
+        "proxy_set_header X-Forwarded-Protocol \"\";",
+        "proxy_set_header X-Forwarded-Scheme \"\";",
+        "proxy_set_header X-Scheme \"\";",
+        "proxy_set_header Forwarded \"\";",
         "proxy_redirect off;",
         "proxy_connect_timeout 5s;",
         f"proxy_read_timeout {int(read_timeout_s)}s;",
@@ -132,6 +178,7 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "    keepalive 8;",
         "}",
         *_error_maps(),
+        *_security_maps(),
         "",
         "server {",
     ]
@@ -167,12 +214,14 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "    internal;",
         "    default_type application/json;",
         "    add_header Cache-Control no-store always;",
+        *(f"    {h}" for h in _error_page_headers()),
         "    return 200 '{\"error\": \"$homesec_error_message\", \"status\": $status}\\n';",
         "}",
         "location = /_homesec_error.html {",
         "    internal;",
         "    default_type text/html;",
         "    add_header Cache-Control no-store always;",
+        *(f"    {h}" for h in _error_page_headers()),
         "    return 200 '<!doctype html><title>$status</title><p>$status: $homesec_error_message</p>\\n';",
         "}",
         "",
@@ -181,7 +230,7 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "    internal;",
         f"    alias {media};",
         "    # Cache-Control: no-store comes from the app's answer (nginx keeps it).",
-        "    add_header X-Content-Type-Options nosniff always;",
+        *(f"    {h}" for h in _media_headers()),
         "}",
         "",
         "# The live view: a stream, passed on as it comes (a slow viewer holds one of the threads",

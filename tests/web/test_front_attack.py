@@ -1,0 +1,108 @@
+"""What a hostile client on the home network tries against the nginx front as deploy.sh installs
+it (a real nginx on a loopback port, a real gunicorn behind it on its Unix socket), beyond what
+test_front_nginx.py covers:
+
+- nginx's own answers (its error pages, and media files, whose X-Accel-Redirect answer loses the
+  app's headers) carry the same security headers as the app's pages: no framing, no sniffing;
+- scheme headers that gunicorn would read (X-Forwarded-Ssl, X-Forwarded-Protocol) cannot turn an
+  API call into gunicorn's own HTML 400;
+- a Range the file cannot satisfy is a JSON 416 on /api/ paths, like nginx's other errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from homesec.config import load
+from tests.web.conftest import free_port
+from tests.web.front_support import Front, nginx_available, write_front_config
+from tests.web.test_front_nginx import Client, seed
+
+pytestmark = pytest.mark.skipif(not nginx_available(), reason="needs nginx (apt-get install nginx)")
+
+SECURITY = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin"}
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Front, str, int, Path]]:
+    """The default front (plain HTTP) with a password, a token and one event with a snapshot."""
+    root = tmp_path_factory.mktemp("attack")
+    cfg = load(write_front_config(root, free_port()))
+    token, eid, snap = seed(cfg)
+    f = Front(root, root / "config.toml", cfg).start()
+    yield f, token, eid, snap
+    f.stop()
+
+
+def assert_protected(headers: object, what: str) -> None:
+    """The browser protections every answer needs, each header once."""
+    for name, value in SECURITY.items():
+        got = headers.get_all(name) or []  # type: ignore[attr-defined]
+        assert got == [value], (what, name, got)
+    csp = headers.get_all("Content-Security-Policy") or []  # type: ignore[attr-defined]
+    assert len(csp) == 1 and "frame-ancestors 'none'" in csp[0], (what, csp)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("GET", "/_homesec_media/x.jpg", None, 404),  # the internal location, asked directly
+    ("GET", "/x/" + "a" * 5000, None, 414),
+    ("GET", "/api/v1/" + "a" * 5000, None, 414),
+    ("POST", "/login", "x" * 100_000, 413),
+])
+def test_nginx_error_pages_carry_security_headers(front: tuple[Front, str, int, Path], method: str,
+                                                  path: str, body: str | None, status: int) -> None:
+    f, _, _, _ = front
+    got, headers, _ = Client(f).request(method, path, body=body, auth=False)
+    assert got == status
+    assert_protected(headers, path[:40])
+
+
+def test_media_sent_by_nginx_carries_security_headers(front: tuple[Front, str, int, Path]) -> None:
+    """A snapshot opened in a tab of its own, or framed by another site: the same headers as
+    the page that links it, though nginx (not the app) sends its bytes."""
+    f, token, eid, snap = front
+    status, headers, body = Client(f, token).request("GET", f"/api/v1/events/{eid}/snapshot.jpg")
+    assert status == 200 and body == snap.read_bytes()
+    assert_protected(headers, "snapshot")
+    # The app's own pages keep exactly one copy of each header (nginx adds none to them).
+    status, headers, _ = Client(f).request("GET", "/login", auth=False)
+    assert status == 200
+    assert_protected(headers, "login page")
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Ssl: on", "X-Forwarded-Protocol: ssl",
+                                    "X-Forwarded-Proto: https"])
+def test_scheme_headers_from_a_client_do_not_reach_gunicorn(front: tuple[Front, str, int, Path],
+                                                            header: str) -> None:
+    """gunicorn reads several scheme headers; one from the client that contradicts nginx's
+    X-Forwarded-Proto made gunicorn answer its own HTML 400 "Contradictory scheme headers", on
+    API paths too, and arming failed."""
+    f, token, _, _ = front
+    name, _, value = header.partition(": ")
+    status, headers, body = Client(f, token).request("POST", "/api/v1/arm", body={"delay_s": 30},
+                                                     headers={name: value})
+    assert status == 200, body[:300]
+    assert headers["Content-Type"] == "application/json"
+    status, _, body = Client(f, token).request("POST", "/api/v1/disarm", body={})
+    assert status == 200 and json.loads(body)["state"] == "disarmed", body
+
+
+@pytest.mark.parametrize("rng", ["bytes=999999999-", "bytes=-0", "bytes=5-1", "bytes=abc"])
+def test_unsatisfiable_range_is_json_on_api_paths(front: tuple[Front, str, int, Path],
+                                                  rng: str) -> None:
+    f, token, eid, snap = front
+    status, headers, body = Client(f, token).request(
+        "GET", f"/api/v1/events/{eid}/snapshot.jpg", headers={"Range": rng})
+    if status == 200:  # a server may ignore a Range it cannot read (RFC 9110): the whole file
+        assert body == snap.read_bytes()
+        return
+    assert status == 416, (rng, status)
+    assert headers["Content-Type"] == "application/json", body[:200]
+    assert json.loads(body)["status"] == 416
+    assert snap.read_bytes()[:50] not in body
+    assert_protected(headers, rng)
