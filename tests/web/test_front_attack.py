@@ -106,3 +106,58 @@ def test_unsatisfiable_range_is_json_on_api_paths(front: tuple[Front, str, int, 
     assert json.loads(body)["status"] == 416
     assert snap.read_bytes()[:50] not in body
     assert_protected(headers, rng)
+
+
+def _login(f: Front, password: str, source: str, headers: dict[str, str] | None = None) -> int:
+    """One password login through nginx from the loopback address `source` (fresh form and
+    cookie each time, as a guessing script does); the answer's status."""
+    import http.client
+    import re
+    import urllib.parse
+
+    def conn() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", f.cfg.web.port, timeout=15,
+                                          source_address=(source, 0))
+
+    c = conn()
+    try:
+        c.request("GET", "/login")
+        r = c.getresponse()
+        page = r.read().decode()
+        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+    finally:
+        c.close()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf, page[:300]
+    form = urllib.parse.urlencode({"csrf_token": csrf.group(1), "password": password})
+    c = conn()
+    try:
+        c.request("POST", "/login", body=form, headers={
+            "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+def test_forwarded_for_neither_dodges_nor_aims_the_login_limit(tmp_path: Path) -> None:
+    """A guesser on 127.0.0.2 that writes a new X-Forwarded-For (or X-Real-IP) into every
+    request is still counted as 127.0.0.2 and locked out after 5 failures; naming the owner's
+    address (127.0.0.1) in the header does not lock the owner out."""
+    from tests.web.conftest import PASSWORD
+
+    cfg = load(write_front_config(tmp_path, free_port()))
+    seed(cfg)
+    f = Front(tmp_path, tmp_path / "config.toml", cfg).start()
+    try:
+        spoofs = [{"X-Forwarded-For": "127.0.0.1"}, {"X-Forwarded-For": "10.0.0.7, 127.0.0.1"},
+                  {"X-Real-IP": "127.0.0.1"}, {"X-Forwarded-For": "192.168.1.20"},
+                  {"Forwarded": "for=127.0.0.1"}]
+        for headers in spoofs:
+            assert _login(f, "wrong password", "127.0.0.2", headers) == 401
+        for headers in [*spoofs, {"X-Forwarded-For": "10.99.0.1"}]:
+            assert _login(f, PASSWORD, "127.0.0.2", headers) == 429, headers
+        assert _login(f, PASSWORD, "127.0.0.1") == 302  # the owner's address was never counted
+    finally:
+        f.stop()
