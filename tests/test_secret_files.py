@@ -80,3 +80,31 @@ def test_a_fifo_at_the_key_name_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / SECRET_NAME, 0o600)
     with pytest.raises(UnsafeSecretFile, match="not a regular file"):
         load_secret_key(tmp_path)
+
+
+def test_world_writable_state_dir_is_refused_by_web_and_daemon(tmp_path: Path) -> None:
+    """Anybody could plant the key, the database (with their own password hash) or the event
+    journal there: the web app and `homesec run` refuse to start, with one line that says so."""
+    from homesec.config import ConfigError
+    from homesec.system.owner_only import check_private_dir
+    from tests.conftest import run_homesec
+
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, 0o777)
+    with pytest.raises(ConfigError, match=r"may be written by any user \(mode 0777\)"):
+        load_secret_key(state)
+    assert not (state / SECRET_NAME).exists()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[camera]\nsource = "demo"\n[paths]\nstate_dir = "{state}"\n'
+                   f'runtime_dir = "{tmp_path / "run"}"\n')
+    res = run_homesec("run", "--config", str(cfg), timeout=60)
+    assert res.returncode == 2, res.stderr[-800:]
+    assert f"homesec: {state}: the state dir may be written by any user" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (state / "homesec.db").exists()
+    os.chmod(state, 0o1777)  # sticky, like /tmp: others still create names first
+    with pytest.raises(ConfigError):
+        check_private_dir(state)
+    os.chmod(state, 0o750)
+    check_private_dir(state)

@@ -17,9 +17,15 @@ import os
 import stat
 from pathlib import Path
 
+from homesec.config import ConfigError
+
 
 class UnsafeSecretFile(RuntimeError):
     """A secret file that others could read or have planted; the message names it and the fix."""
+
+
+class UnsafeStateDir(ConfigError):
+    """paths.state_dir is not private to this user (a ConfigError: printed as one line)."""
 
 
 def read_owner_only(path: Path) -> bytes:
@@ -69,3 +75,20 @@ def create_owner_only(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse (UnsafeStateDir) a state dir in which another local user could plant or swap
+    files: one that anybody may write to, or one that belongs to another user (root may use
+    the service user's dir: `sudo homesec passwd`). The secret key, the database with the
+    password hash and the event journal all live there."""
+    st = path.stat()
+    euid = os.geteuid()
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o002:
+        raise UnsafeStateDir(f"{path}: the state dir may be written by any user (mode "
+                             f"{mode:04o}): they could plant the web key or the database; "
+                             f"`chmod o-w {path}` (or choose another paths.state_dir)")
+    if euid != 0 and st.st_uid not in (euid, 0):
+        raise UnsafeStateDir(f"{path}: the state dir belongs to uid {st.st_uid}, not to this "
+                             f"user (uid {euid}); choose another paths.state_dir")

@@ -26,7 +26,7 @@ from pathlib import Path
 from flask import Flask, Response, current_app, request, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from homesec.system.owner_only import create_owner_only, read_owner_only
+from homesec.system.owner_only import check_private_dir, create_owner_only, read_owner_only
 
 SECRET_NAME = "web-secret.key"
 CSRF_FIELD = "csrf_token"
@@ -47,6 +47,7 @@ def load_secret_key(state_dir: Path) -> bytes:
     file another user could read or have planted (a symlink, someone else's file, mode not 0600)
     is refused (homesec.system.owner_only)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    check_private_dir(state_dir)
     path = state_dir / SECRET_NAME
     try:
         return _read_key(path)
