@@ -33,6 +33,8 @@ from homesec.config import Config, ConfigError, load
 # Internal location the app's X-Accel-Redirect points at (homesec.web.media_response).
 MEDIA_PREFIX = "/_homesec_media/"
 SOCKET_NAME = "web.sock"
+ACCESS_LOG = Path("/var/log/nginx/access.log")  # Debian's, rotated by its logrotate
+LOG_FORMAT_NAME = "homesec_no_query"
 
 # Limits. gunicorn (homesec/web/gunicorn_conf.py) allows a 4094-byte request line and 8190-byte
 # header fields; behind nginx it is given more (cli `--behind-nginx`), so these are the ones that
@@ -164,8 +166,10 @@ def _proxy(read_timeout_s: float, buffering: bool) -> list[str]:
     ]
 
 
-def site_config(cfg: Config, upstream: Path | None = None) -> str:
-    """The nginx config (http-level: an upstream, two maps and one server) for `cfg`."""
+def site_config(cfg: Config, upstream: Path | None = None,
+                access_log: Path = ACCESS_LOG) -> str:
+    """The nginx config (http-level: an upstream, maps, a log format and one server) for
+    `cfg`; `access_log`: where the server logs requests (tests: their own directory)."""
     upstream = upstream if upstream is not None else socket_path(cfg)
     web = cfg.web
     tls = bool(web.tls_cert and web.tls_key)
@@ -179,10 +183,15 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "}",
         *_error_maps(),
         *_security_maps(),
+        "# Requests are logged without their query string: whatever a client puts there (a token",
+        "# pasted as ?token=..., which the app refuses anyway) never lands in a log file.",
+        f"log_format {LOG_FORMAT_NAME} '$remote_addr [$time_local] \"$request_method $uri\" '",
+        "    '$status $body_bytes_sent $request_time';",
         "",
         "server {",
     ]
-    body: list[str] = [*_listen(cfg, tls), "server_name _;", "server_tokens off;", ""]
+    body: list[str] = [*_listen(cfg, tls), "server_name _;", "server_tokens off;",
+                       f"access_log {access_log} {LOG_FORMAT_NAME};", ""]
     body += ["# Only the home network (web.allow_networks); everyone else gets 403.",
              *(f"allow {net};" for net in web.allow_networks), "deny all;", ""]
     body += [

@@ -161,3 +161,22 @@ def test_forwarded_for_neither_dodges_nor_aims_the_login_limit(tmp_path: Path) -
         assert _login(f, PASSWORD, "127.0.0.1") == 302  # the owner's address was never counted
     finally:
         f.stop()
+
+
+def test_a_token_in_the_query_string_is_refused_and_never_logged(
+        front: tuple[Front, str, int, Path]) -> None:
+    """A script that puts its token in the URL (?token=, ?access_token=) is refused, and the
+    token is written neither to nginx's access log nor to gunicorn's."""
+    import time
+
+    f, token, _, _ = front
+    for query in (f"token={token}", f"access_token={token}", f"auth={token}&next=/x"):
+        status, _, body = Client(f).request("GET", f"/api/v1/status?{query}", auth=False)
+        assert status == 401, body
+    access = f.root / "nginx-access.log"
+    deadline = time.monotonic() + 10
+    while "/api/v1/status" not in (access.read_text() if access.exists() else ""):
+        assert time.monotonic() < deadline, "nginx logged no request"
+        time.sleep(0.05)
+    for log in (access, f.root / "gunicorn.log"):
+        assert token not in log.read_text(), log.name
