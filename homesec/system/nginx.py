@@ -80,6 +80,32 @@ SECURITY_HEADERS = {
 }
 
 
+def _redirect_host_map(cfg: Config) -> list[str]:
+    """http-level map: the host a plain-HTTP request is redirected to for HTTPS. The Host header
+    is the client's word: only names of this appliance (an address, localhost, an mDNS `.local`
+    name, this machine's name, web.base_url's host) are kept, anything else becomes the address
+    the request came in on. So no answer of ours ever points a browser at another site."""
+    import socket
+    from urllib.parse import urlsplit
+
+    own = socket.gethostname().lower()
+    names = {own, own.split(".")[0], (urlsplit(cfg.web.base_url).hostname or "").lower()} - {""}
+    return [
+        "map $server_addr $homesec_server_host {",
+        "    ~: [$server_addr];",
+        "    default $server_addr;",
+        "}",
+        "map $host $homesec_redirect_host {",
+        "    ~^[0-9.]+$ $host;",
+        "    ~^\\[[0-9a-f:.]+\\]$ $host;",
+        "    localhost $host;",
+        "    ~^[a-z0-9-]+(\\.[a-z0-9-]+)*\\.local$ $host;",
+        *(f"    {json.dumps(n)} $host;" for n in sorted(names)),
+        "    default $homesec_server_host;",
+        "}",
+    ]
+
+
 def _header_var(name: str) -> str:
     """The map variable holding `name`'s value for an error page (see _security_maps)."""
     return "$homesec_add_" + name.lower().replace("-", "_")
@@ -183,6 +209,7 @@ def site_config(cfg: Config, upstream: Path | None = None,
         "}",
         *_error_maps(),
         *_security_maps(),
+        *(_redirect_host_map(cfg) if tls else []),
         "# Requests are logged without their query string: whatever a client puts there (a token",
         "# pasted as ?token=..., which the app refuses anyway) never lands in a log file.",
         f"log_format {LOG_FORMAT_NAME} '$remote_addr [$time_local] \"$request_method $uri\" '",
@@ -212,7 +239,7 @@ def site_config(cfg: Config, upstream: Path | None = None,
             "ssl_session_cache shared:homesec_tls:1m;",
             "ssl_session_timeout 1d;",
             "# Plain HTTP sent to this HTTPS port: redirect it to HTTPS.",
-            "error_page 497 =301 https://$host:$server_port$request_uri;",
+            "error_page 497 =301 https://$homesec_redirect_host:$server_port$request_uri;",
             "",
         ]
     codes = " ".join(str(c) for c in ERRORS if c != 431)

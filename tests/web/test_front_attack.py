@@ -180,3 +180,31 @@ def test_a_token_in_the_query_string_is_refused_and_never_logged(
         time.sleep(0.05)
     for log in (access, f.root / "gunicorn.log"):
         assert token not in log.read_text(), log.name
+
+
+def test_https_redirect_never_points_at_a_host_the_client_named(tmp_path: Path) -> None:
+    """Plain HTTP to the HTTPS port is redirected; with a Host header that is no name of this
+    appliance, the redirect goes to the address the request came in on, not to that host."""
+    import http.client
+
+    from tests.web.test_front_nginx import make_cert
+
+    cert, key = make_cert(tmp_path)
+    cfg = load(write_front_config(tmp_path, free_port(), tls_cert=cert, tls_key=key))
+    f = Front(tmp_path, tmp_path / "config.toml", cfg).start()
+    port = cfg.web.port
+    try:
+        for host, expected in [("evil.example", "127.0.0.1"), ("evil.example.:80", "127.0.0.1"),
+                               ("homesec.local", "homesec.local"), ("127.0.0.1", "127.0.0.1"),
+                               ("localhost", "localhost"), ("x.local.evil.example", "127.0.0.1")]:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                c.request("GET", "/login?next=/", headers={"Host": host})
+                r = c.getresponse()
+                r.read()
+            finally:
+                c.close()
+            assert r.status == 301, (host, r.status)
+            assert r.headers["Location"] == f"https://{expected}:{port}/login?next=/", host
+    finally:
+        f.stop()
