@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
+from homesec.camera.limits import MAX_FRAME_PIXELS, too_big
 from homesec.camera.opencv_source import is_file
 from homesec.system.credentials import redact_url
 
@@ -43,13 +44,6 @@ LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p
               "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray"}
 OPEN_TIMEOUT_S = 10.0  # network: connecting and probing
 READ_TIMEOUT_S = 5.0  # network: a stream silent this long has dropped
-# The largest frame a source may send: the config's own limit for camera.width x camera.height.
-# A hostile or broken camera (or file) that claims 16384x16384 would otherwise make FFmpeg
-# allocate hundreds of MiB per frame and the daemon hit its MemoryMax (killed, restarted, killed
-# again): a stream that big is refused when it opens, and FFmpeg's `max_pixels` makes the
-# decoder refuse (skip) a frame that grows past it later, before any memory is taken for it.
-MAX_FRAME_W, MAX_FRAME_H = 4096, 3072
-MAX_FRAME_PIXELS = MAX_FRAME_W * MAX_FRAME_H
 
 
 # Video codecs store luma in "limited range" (16..235); OpenCV's BGR conversion, and so the
@@ -145,11 +139,13 @@ class PyAVCamera:
             container.close()
             raise CameraError(f"cannot open {self.label!r}: no video stream")
         stream = container.streams.video[0]
-        w, h = stream.codec_context.width or 0, stream.codec_context.height or 0
-        if w * h > MAX_FRAME_PIXELS:
+        # Too big (homesec.camera.limits): refused now; frames that grow past the limit later
+        # are refused by FFmpeg itself (max_pixels) before any memory is taken for them.
+        refused = too_big(self.label, stream.codec_context.width or 0,
+                          stream.codec_context.height or 0)
+        if refused:
             container.close()
-            raise CameraError(f"{self.label!r} sends {w}x{h} frames: more than "
-                              f"{MAX_FRAME_W}x{MAX_FRAME_H} pixels is refused (memory)")
+            raise CameraError(refused)
         stream.codec_context.options = {**stream.codec_context.options,
                                         "max_pixels": str(MAX_FRAME_PIXELS)}
         if not self.file or self.threads:
@@ -257,9 +253,9 @@ class PyAVCamera:
             if self.file:
                 raise EndOfStream(self.label)
             raise CameraError(f"{self.label!r} stopped delivering frames")
-        if av_frame.width * av_frame.height > MAX_FRAME_PIXELS:  # (a decoder without max_pixels)
-            raise CameraError(f"{self.label!r} sent a {av_frame.width}x{av_frame.height} frame: "
-                              f"more than {MAX_FRAME_W}x{MAX_FRAME_H} pixels is refused (memory)")
+        refused = too_big(self.label, av_frame.width, av_frame.height, "sent")
+        if refused:  # (a decoder that ignores max_pixels)
+            raise CameraError(refused)
         i = self._index
         self._index += 1
         self._file_index += 1
