@@ -1,7 +1,7 @@
 """A camera (or video file) that sends frames far bigger than any Pi can hold: real FFmpeg-made
-H.264, decoded by the real PyAV source (and by OpenCV, `camera.decoder = "opencv"`). The stream is refused with a message that says why, or
-(when the size grows mid-stream) the oversized frames are never decoded; the daemon's memory is
-never spent on them.
+H.264, decoded by the real PyAV source (and by OpenCV, `camera.decoder = "opencv"`). The stream
+is refused with a message that says why, or (when the size grows mid-stream) the oversized frames
+are never decoded; the daemon's memory is never spent on them.
 """
 
 from __future__ import annotations
