@@ -28,7 +28,8 @@ CHECK_EVERY_S = 2.0
 
 
 class CredentialCheck:
-    """Callable: True while the credential behind a stream is still valid."""
+    """Callable: True while the credential behind a stream is still valid. `sql` selects a row
+    while it is, given the credential's id and the time now (`:id`, `:now`)."""
 
     def __init__(self, db_path: Path, sql: str, key: int) -> None:
         self.db_path = db_path
@@ -46,7 +47,7 @@ class CredentialCheck:
             if self._conn is None:
                 self._conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro", uri=True,
                                              timeout=1.0, check_same_thread=False)
-            row = self._conn.execute(self.sql, (self.key, time.time())).fetchone()
+            row = self._conn.execute(self.sql, {"id": self.key, "now": time.time()}).fetchone()
         except sqlite3.Error as exc:
             # A locked or unreadable database says nothing about the credential: keep going
             # (the next check asks again); revocation needs a write, which the lock delays.
@@ -62,13 +63,13 @@ class CredentialCheck:
 
 def for_session(db_path: Path, session_id: int) -> CredentialCheck:
     """Valid while the login session record exists and has not expired."""
-    return CredentialCheck(db_path, "SELECT 1 FROM web_sessions WHERE id = ? AND expires_ts > ?",
+    return CredentialCheck(db_path, "SELECT 1 FROM web_sessions WHERE id = :id AND expires_ts > :now",
                            session_id)
 
 
 def for_token(db_path: Path, token_id: int) -> CredentialCheck:
     """Valid while the API token exists (tokens do not expire)."""
-    return CredentialCheck(db_path, "SELECT 1 FROM api_tokens WHERE id = ? AND ? IS NOT NULL",
+    return CredentialCheck(db_path, "SELECT 1 FROM api_tokens WHERE id = :id",
                            token_id)
 
 
