@@ -558,15 +558,19 @@ def load(path: Path | str | None) -> Config:
     """Read and validate a TOML file; `None` gives the defaults."""
     if path is None:
         return Config()
+    from homesec.config_read import ConfigReadError, read_config_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        text = read_config_text(path)  # a regular file of sane size, UTF-8
+    except ConfigReadError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # "a = [[[[...": tomllib recurses once per level
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     return parse(data, path)
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times, is_url
+from homesec.camera.limits import too_big
 from homesec.system.credentials import redact_url
 
 OPENCV_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -80,6 +81,11 @@ class OpenCVCamera:
         if not self.file and self.want_size:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.want_size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.want_size[1])
+        refused = too_big(self.label, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                          int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if refused:  # homesec.camera.limits
+            cap.release()
+            raise CameraError(refused)
         if self.file:
             file_fps = cap.get(cv2.CAP_PROP_FPS)
             if self.fps <= 0 and file_fps and 0 < file_fps < 240:
@@ -120,6 +126,9 @@ class OpenCVCamera:
             if self.file:
                 raise EndOfStream(self.label)
             raise CameraError(f"{self.label!r} stopped delivering frames")
+        refused = too_big(self.label, img.shape[1], img.shape[0], "sent")
+        if refused:  # grown mid-stream: refused before any copy of it is made
+            raise CameraError(refused)
         i = self._index
         self._index += 1
         self._file_index += 1

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from homesec.camera.base import CameraError, EndOfStream, Frame, file_frame_times
+from homesec.camera.limits import MAX_FRAME_PIXELS, too_big
 from homesec.camera.opencv_source import is_file, is_rtsp, transport_hint
 from homesec.system.credentials import redact_url
 
@@ -145,6 +146,15 @@ class PyAVCamera:
             container.close()
             raise CameraError(f"cannot open {self.label!r}: no video stream")
         stream = container.streams.video[0]
+        # Too big (homesec.camera.limits): refused now; frames that grow past the limit later
+        # are refused by FFmpeg itself (max_pixels) before any memory is taken for them.
+        refused = too_big(self.label, stream.codec_context.width or 0,
+                          stream.codec_context.height or 0)
+        if refused:
+            container.close()
+            raise CameraError(refused)
+        stream.codec_context.options = {**stream.codec_context.options,
+                                        "max_pixels": str(MAX_FRAME_PIXELS)}
         if not self.file or self.threads:
             # Live streams: frame threads keep up with a 1080p stream on a small core (about 10 %
             # more CPU in all). Files (`homesec analyze`): FFmpeg's default, the least CPU.
@@ -297,6 +307,9 @@ class PyAVCamera:
             if self.file:
                 raise EndOfStream(self.label)
             raise CameraError(f"{self.label!r} stopped delivering frames")
+        refused = too_big(self.label, av_frame.width, av_frame.height, "sent")
+        if refused:  # (a decoder that ignores max_pixels)
+            raise CameraError(refused)
         i = self._index
         self._index += 1
         self._file_index += 1

@@ -78,6 +78,9 @@ class Daemon:
         """Create the state, media and runtime directories."""
         for d in (self.cfg.paths.state_dir, self.cfg.paths.media, self.cfg.paths.runtime_dir):
             d.mkdir(parents=True, exist_ok=True)
+        from homesec.system.owner_only import check_private_dir
+
+        check_private_dir(self.cfg.paths.state_dir)  # nobody else may plant files there
 
     def init_store(self) -> None:
         """Migrate the database. (The recorder closes events a crash left open, after replaying

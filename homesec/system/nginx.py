@@ -33,6 +33,8 @@ from homesec.config import Config, ConfigError, load
 # Internal location the app's X-Accel-Redirect points at (homesec.web.media_response).
 MEDIA_PREFIX = "/_homesec_media/"
 SOCKET_NAME = "web.sock"
+ACCESS_LOG = Path("/var/log/nginx/access.log")  # Debian's, rotated by its logrotate
+LOG_FORMAT_NAME = "homesec_no_query"
 
 # Limits. gunicorn (homesec/web/gunicorn_conf.py) allows a 4094-byte request line and 8190-byte
 # header fields; behind nginx it is given more (cli `--behind-nginx`), so these are the ones that
@@ -62,7 +64,72 @@ ERRORS = {
     502: "the web service is not running (homesec-web)",
     503: "service unavailable",
     504: "the web service did not answer in time",
+    416: "range not satisfiable",
 }
+
+# nginx's own answers (its error pages, media files sent after X-Accel-Redirect, which drops the
+# app's headers) get the same protection as the app's pages (homesec.web.security): no framing,
+# no MIME sniffing, no referrer to other sites, and a policy that runs nothing.
+OWN_CSP = ("default-src 'none'; img-src 'self'; media-src 'self'; frame-ancestors 'none'; "
+           "base-uri 'none'; form-action 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": OWN_CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _redirect_host_map(cfg: Config) -> list[str]:
+    """http-level map: the host a plain-HTTP request is redirected to for HTTPS. The Host header
+    is the client's word: only names of this appliance (an address, localhost, an mDNS `.local`
+    name, this machine's name, web.base_url's host) are kept, anything else becomes the address
+    the request came in on. So no answer of ours ever points a browser at another site."""
+    import socket
+    from urllib.parse import urlsplit
+
+    own = socket.gethostname().lower()
+    names = {own, own.split(".")[0], (urlsplit(cfg.web.base_url).hostname or "").lower()} - {""}
+    return [
+        "map $server_addr $homesec_server_host {",
+        "    ~: [$server_addr];",
+        "    default $server_addr;",
+        "}",
+        "map $host $homesec_redirect_host {",
+        "    ~^[0-9.]+$ $host;",
+        "    ~^\\[[0-9a-f:.]+\\]$ $host;",
+        "    localhost $host;",
+        "    ~^[a-z0-9-]+(\\.[a-z0-9-]+)*\\.local$ $host;",
+        *(f"    {json.dumps(n)} $host;" for n in sorted(names)),
+        "    default $homesec_server_host;",
+        "}",
+    ]
+
+
+def _header_var(name: str) -> str:
+    """The map variable holding `name`'s value for an error page (see _security_maps)."""
+    return "$homesec_add_" + name.lower().replace("-", "_")
+
+
+def _security_maps() -> list[str]:
+    """http-level maps: a header's value for an error page, empty (= not added) when the
+    response already has it. A 416 from the media location keeps the headers that location
+    added before the range check failed; the error page must not add a second copy."""
+    out: list[str] = []
+    for name, value in SECURITY_HEADERS.items():
+        out += [f"map $sent_http_{name.lower().replace('-', '_')} {_header_var(name)} {{",
+                f'    "" "{value}";', '    default "";', "}"]
+    return out
+
+
+def _error_page_headers() -> list[str]:
+    return [f"add_header {name} {_header_var(name)} always;" for name in SECURITY_HEADERS]
+
+
+def _media_headers() -> list[str]:
+    """Not `always`: an error in the media location is answered by an error page (which adds
+    them itself)."""
+    return [f'add_header {name} "{value}";' for name, value in SECURITY_HEADERS.items()]
 
 
 def socket_path(cfg: Config) -> Path:
@@ -110,6 +177,13 @@ def _proxy(read_timeout_s: float, buffering: bool) -> list[str]:
         "proxy_set_header X-Forwarded-Host \"\";",
         "proxy_set_header X-Forwarded-Port \"\";",
         "proxy_set_header X-Forwarded-Prefix \"\";",
+        # gunicorn reads these as the scheme too and answers a contradiction with its own HTML
+        # 400 (even on /api/): nginx's X-Forwarded-Proto is the only word on the scheme.
+        "proxy_set_header X-Forwarded-Ssl \"\";",
+        "proxy_set_header X-Forwarded-Protocol \"\";",
+        "proxy_set_header X-Forwarded-Scheme \"\";",
+        "proxy_set_header X-Scheme \"\";",
+        "proxy_set_header Forwarded \"\";",
         "proxy_redirect off;",
         "proxy_connect_timeout 5s;",
         f"proxy_read_timeout {int(read_timeout_s)}s;",
@@ -118,8 +192,10 @@ def _proxy(read_timeout_s: float, buffering: bool) -> list[str]:
     ]
 
 
-def site_config(cfg: Config, upstream: Path | None = None) -> str:
-    """The nginx config (http-level: an upstream, two maps and one server) for `cfg`."""
+def site_config(cfg: Config, upstream: Path | None = None,
+                access_log: Path = ACCESS_LOG) -> str:
+    """The nginx config (http-level: an upstream, maps, a log format and one server) for
+    `cfg`; `access_log`: where the server logs requests (tests: their own directory)."""
     upstream = upstream if upstream is not None else socket_path(cfg)
     web = cfg.web
     tls = bool(web.tls_cert and web.tls_key)
@@ -132,10 +208,17 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "    keepalive 8;",
         "}",
         *_error_maps(),
+        *_security_maps(),
+        *(_redirect_host_map(cfg) if tls else []),
+        "# Requests are logged without their query string: whatever a client puts there (a token",
+        "# pasted as ?token=..., which the app refuses anyway) never lands in a log file.",
+        f"log_format {LOG_FORMAT_NAME} '$remote_addr [$time_local] \"$request_method $uri\" '",
+        "    '$status $body_bytes_sent $request_time';",
         "",
         "server {",
     ]
-    body: list[str] = [*_listen(cfg, tls), "server_name _;", "server_tokens off;", ""]
+    body: list[str] = [*_listen(cfg, tls), "server_name _;", "server_tokens off;",
+                       f"access_log {access_log} {LOG_FORMAT_NAME};", ""]
     body += ["# Only the home network (web.allow_networks); everyone else gets 403.",
              *(f"allow {net};" for net in web.allow_networks), "deny all;", ""]
     body += [
@@ -156,7 +239,7 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
             "ssl_session_cache shared:homesec_tls:1m;",
             "ssl_session_timeout 1d;",
             "# Plain HTTP sent to this HTTPS port: redirect it to HTTPS.",
-            "error_page 497 =301 https://$host:$server_port$request_uri;",
+            "error_page 497 =301 https://$homesec_redirect_host:$server_port$request_uri;",
             "",
         ]
     codes = " ".join(str(c) for c in ERRORS if c != 431)
@@ -167,12 +250,14 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "    internal;",
         "    default_type application/json;",
         "    add_header Cache-Control no-store always;",
+        *(f"    {h}" for h in _error_page_headers()),
         "    return 200 '{\"error\": \"$homesec_error_message\", \"status\": $status}\\n';",
         "}",
         "location = /_homesec_error.html {",
         "    internal;",
         "    default_type text/html;",
         "    add_header Cache-Control no-store always;",
+        *(f"    {h}" for h in _error_page_headers()),
         "    return 200 '<!doctype html><title>$status</title><p>$status: $homesec_error_message</p>\\n';",
         "}",
         "",
@@ -181,7 +266,7 @@ def site_config(cfg: Config, upstream: Path | None = None) -> str:
         "    internal;",
         f"    alias {media};",
         "    # Cache-Control: no-store comes from the app's answer (nginx keeps it).",
-        "    add_header X-Content-Type-Options nosniff always;",
+        *(f"    {h}" for h in _media_headers()),
         "}",
         "",
         "# The live view: a stream, passed on as it comes (a slow viewer holds one of the threads",

@@ -218,8 +218,14 @@ def live_mjpg() -> Response:
         resp.headers["Retry-After"] = "5"
         return resp
     c = cfg()
-    resp = Response(stream.mjpeg(c.paths.runtime_dir, c.web.live_max_s),
+    from homesec.web import stream_guard
+
+    # The stream ends when its login or token does (logout, revoke), not only at live_max_s.
+    check = stream_guard.for_identity(identity(), c.paths.db_path)
+    resp = Response(stream.mjpeg(c.paths.runtime_dir, c.web.live_max_s, still_valid=check),
                     content_type=f"multipart/x-mixed-replace; boundary={stream.BOUNDARY}")
     resp.call_on_close(slot.release)
+    if check is not None:
+        resp.call_on_close(check.close)
     resp.headers["X-Accel-Buffering"] = "no"
     return resp

@@ -74,6 +74,7 @@ class Identity:
     label: str
     csrf_exempt: bool = False
     login: sessions.SessionInfo | None = None  # the session record, for kind "session"
+    token_id: int | None = None  # the API token's id, for kind "token"
 
 
 def _trusted(addr: str) -> bool:
@@ -131,7 +132,7 @@ def _identify() -> Identity | Response | None:
             resp = json_error(401, "invalid or revoked token")
             resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return resp
-        return Identity("token", f"token:{info.name}", csrf_exempt=True)
+        return Identity("token", f"token:{info.name}", csrf_exempt=True, token_id=info.id)
     record = current_session()
     if record is not None:
         return Identity("session", f"{accounts.OWNER} ({client_addr()})", login=record)

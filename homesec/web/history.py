@@ -20,13 +20,24 @@ class DayError(ValueError):
     """A day or time that cannot be read (the API answers 400)."""
 
 
+# Days a query may name: the day after the last one must still be a date, and mktime must be
+# able to place them (9999-12-31 was a 500: its next day overflows `date`).
+DAY_YEARS = range(1970, 5000)
+
+
 def parse_day(raw: str) -> float:
     """Local midnight of 'YYYY-MM-DD' as a Unix time."""
     try:
         day = dt.date.fromisoformat(raw)
     except ValueError:
         raise DayError(f"not a day (YYYY-MM-DD): {raw[:40]!r}") from None
-    return time.mktime((day.year, day.month, day.day, 0, 0, 0, 0, 0, -1))
+    if day.year not in DAY_YEARS:
+        raise DayError(f"day out of range (years {DAY_YEARS.start} to {DAY_YEARS.stop - 1}): "
+                       f"{raw[:40]!r}")
+    try:
+        return time.mktime((day.year, day.month, day.day, 0, 0, 0, 0, 0, -1))
+    except (OverflowError, OSError, ValueError):
+        raise DayError(f"day out of range: {raw[:40]!r}") from None
 
 
 def parse_bound(raw: str | None, end: bool) -> float | None:

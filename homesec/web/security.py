@@ -26,6 +26,8 @@ from pathlib import Path
 from flask import Flask, Response, current_app, request, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from homesec.system.owner_only import check_private_dir, create_owner_only, read_owner_only
+
 SECRET_NAME = "web-secret.key"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -41,20 +43,18 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def load_secret_key(state_dir: Path) -> bytes:
     """The key from state_dir/web-secret.key, created (0600) on first use. Safe when several
-    workers start at once: the file appears complete under its final name or not at all."""
+    workers start at once: the file appears complete under its final name or not at all. A key
+    file another user could read or have planted (a symlink, someone else's file, mode not 0600)
+    is refused (homesec.system.owner_only)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    check_private_dir(state_dir)
     path = state_dir / SECRET_NAME
     try:
         return _read_key(path)
     except FileNotFoundError:
         pass
-    tmp = state_dir / f".{SECRET_NAME}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, secrets.token_hex(32).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    tmp = state_dir / f".{SECRET_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    create_owner_only(tmp, secrets.token_hex(32).encode())
     try:
         os.link(tmp, path)  # fails if another worker won the race: then use its key
     except FileExistsError:
@@ -66,7 +66,7 @@ def load_secret_key(state_dir: Path) -> bytes:
 
 def _read_key(path: Path) -> bytes:
     """The stored key; a truncated file is an error, not a silently weak key."""
-    key = path.read_bytes().strip()
+    key = read_owner_only(path).strip()
     if len(key) < 32:
         raise RuntimeError(f"{path}: secret key too short; delete the file to make a new one")
     return key

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from homesec.capture.live import LIVE_NAME, read_live, request_live
@@ -56,9 +56,11 @@ def _part(jpeg: bytes) -> bytes:
             .encode() + jpeg + b"\r\n")
 
 
-def mjpeg(runtime_dir: Path, max_s: float, no_frame_s: float = 10.0) -> Iterator[bytes]:
+def mjpeg(runtime_dir: Path, max_s: float, no_frame_s: float = 10.0,
+          still_valid: Callable[[], bool] | None = None) -> Iterator[bytes]:
     """The multipart body. Ends after `max_s`, or after `no_frame_s` without any frame at all
-    (daemon not running: the page shows that and retries; an old leftover frame does not count)."""
+    (daemon not running: the page shows that and retries; an old leftover frame does not count),
+    or as soon as `still_valid()` says the viewer's login or token has ended (stream_guard.py)."""
     path = runtime_dir / LIVE_NAME
     yield b""  # makes the server send the headers now
     start = last_req = time.monotonic()
@@ -67,6 +69,8 @@ def mjpeg(runtime_dir: Path, max_s: float, no_frame_s: float = 10.0) -> Iterator
     last_jpeg: bytes | None = None
     last_sent = 0.0
     while (now := time.monotonic()) - start < max_s:
+        if still_valid is not None and not still_valid():
+            return
         if now - last_req >= REQUEST_EVERY_S:
             request_live(runtime_dir)
             last_req = now

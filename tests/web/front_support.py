@@ -105,7 +105,7 @@ class Front:
             env=env, start_new_session=True)
         wait_socket(socket_path(self.cfg), 30, self.procs["gunicorn"], glog)
         site = self.root / "homesec-site.conf"
-        site.write_text(site_config(self.cfg))
+        site.write_text(site_config(self.cfg, access_log=self.root / "nginx-access.log"))
         conf = self.root / "nginx.conf"
         conf.write_text(main_config(self.root, site))
         check = subprocess.run([NGINX, "-t", "-p", str(self.root), "-c", str(conf)],
