@@ -50,6 +50,15 @@ Why each step (the physics behind it):
   by about 1.5 thresholds (the flicker threshold) where one used to do, and a slow, faint object
   is judged like creeping shading (20 grey levels darker than a clean wall and crossing the
   picture in over a minute: found seconds late, or not at all).
+- Codec repeats (stages.FreshCount). A compressed stream repeats a block the encoder skipped
+  bit for bit, which a sensor never does. At a low bitrate a swaying tree is frozen for seconds,
+  then its blocks jump one clump at a time as the encoder catches up, and freeze again: each jump
+  arrives abruptly and would stay "found" for good, while the warm-up measured the frozen tree as
+  calm. So until a pixel has been shown anew in as many frames as a warm-up lasts, the detector
+  has not seen how it behaves, and a region lying mostly on such pixels counts only while it keeps
+  changing frame to frame, for its first 0.3 s (a person walking in is coded in every frame). A
+  camera with sensor noise is judged everywhere within its warm-up, and the test costs nothing
+  after.
 - Insects and rain near the lens (stages.TransientFilter): small regions that do not cover
   where they were two frames ago are small fast blobs, not motion; they teach neither noise nor
   restlessness. A small distant person moves slowly and overlaps himself; a moth crossing in
@@ -72,6 +81,7 @@ from homesec.capture.stages import (
     RESTLESS_TAU_S,
     TRANSIENT_MAX_PCT,
     AbruptChange,
+    FreshCount,
     LightSettling,
     Restlessness,
     StructureTest,
@@ -270,6 +280,7 @@ class MotionDetector:
         self._settling = LightSettling(self._relearn_frames, self._aftermath_frames)
         self._structure = StructureTest((dw, dh), self.cfg.light_change_pct)
         self._abrupt = AbruptChange((dw, dh), self.fps)
+        self._fresh = FreshCount((dw, dh), self._warmup_frames)
         self._restless = Restlessness((dw, dh), self._a_rest, self._warm_n)
         max_blob2 = TRANSIENT_MAX_PCT / 100.0 * self._examined / 4.0  # half-size pixels
         self._transient = TransientFilter((dw, dh), self.fps, max_blob2)
@@ -398,6 +409,7 @@ class MotionDetector:
         if self._in_shape != luma.shape[:2]:
             self._setup(luma)
         cur = self._prepare(luma)
+        self._fresh.update(cur)
         if self._warm:
             return self._warmup(cur)
         self._frames += 1
@@ -451,7 +463,7 @@ class MotionDetector:
         # abruptly (or it was found before).
         fg2 = cv2.morphologyEx(changed2, cv2.MORPH_CLOSE, self._k_close)
         contours, _ = cv2.findContours(fg2, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        self._abrupt.flag(cur, changed2, self._thresh_ff2, cur2)
+        self._abrupt.flag(cur, changed2, self._thresh_ff2, cur2, self._fresh.unjudged2())
         self._transient.start(fg2)
         objects, transients = self._objects(contours)
         # 6. Report, and learn everywhere but under the objects (and the insects).
@@ -527,7 +539,7 @@ class MotionDetector:
             fg2[:] = 0
             cv2.drawContours(fg2, [cnt for cnt, _, _ in objects], -1, 255, -1)
             if objects:
-                self._abrupt.found(fg2)
+                self._abrupt.found(fg2, [(cnt, box) for cnt, box, _ in objects])
             if transients:
                 cv2.drawContours(fg2, transients, -1, 255, -1)
             # The contours run through the outer pixels' centres and the 2x2 vote thins an object:

@@ -6,6 +6,8 @@ here answers one question about the current frame and remembers only what it nee
 - `LightSettling`: are we re-learning or settling after a light change?
 - `StructureTest`: did the changed part keep its local pattern (light) or break it (an object)?
 - `AbruptChange`: did a changed region arrive with a sharp edge (a body) or creep in (shading)?
+  And where the stream has not yet shown enough to judge: does it keep changing?
+- `FreshCount`: which pixels has the stream (not a codec repeating a skipped block) shown anew?
 - `Restlessness`: where does the scene change again and again (leaves, water)?
 - `TransientFilter`: is a region lasting, or a small fast blob (an insect close to the lens)?
 
@@ -65,6 +67,17 @@ AFTERMATH_STRUCT = 3
 # jumps); once found, a region stays found while it overlaps the last frame's objects.
 ABRUPT_S = 0.25
 ABRUPT_SHARE = 0.25
+# Codec repeats: a compressed stream repeats a block it skips bit for bit. A sensor never does
+# (its noise changes every pixel in every frame), so a pixel is judged once the stream has brought
+# it a new value in as many frames as a warm-up lasts; until then the detector has not seen how
+# the place behaves (a swaying tree that a low-bitrate encoder freezes, then updates in jumps as
+# it catches up). A new region lying on more than UNJUDGED_SHARE unjudged pixels must be live: at
+# least LIVE_SHARE of its area changed since the last frame by more than the flicker threshold,
+# in every frame until it has been an object for SETTLE_S (a person walking in is coded in every
+# frame; a codec update is one jump, then the block is frozen again).
+UNJUDGED_SHARE = 0.5
+LIVE_SHARE = 0.1
+SETTLE_S = 0.3
 
 
 class LightSettling:
@@ -215,29 +228,39 @@ class AbruptChange:
     """A body's edge jumps, a soft shadow creeps: flags half-size pixels that changed by more than
     their flicker threshold within the last ABRUPT_S, kept while they stay changed. A new region
     is accepted when ABRUPT_SHARE of it is flagged; one that overlaps the objects of the last frame
-    stays accepted (a person who stops)."""
+    stays accepted (a person who stops). Where the stream has not yet shown enough to judge
+    (FreshCount), a region must also be live, in every frame until it has been found for
+    SETTLE_S: a codec's catch-up jump happens once, a walker changes in every frame."""
 
     def __init__(self, size: tuple[int, int], fps: float) -> None:
         dw, dh = size
         self.half = (dw // 2, dh // 2)
         self.recent: deque[np.ndarray] = deque(maxlen=max(1, round(ABRUPT_S * fps)))
         self.flags2 = np.zeros((dh // 2, dw // 2), np.uint8)
+        self.live2 = self.flags2
+        self.run2 = self.flags2.copy()
+        self.settle = max(2, round(SETTLE_S * fps))
+        self.unjudged2: np.ndarray | None = None  # pixels the stream has shown too few times
         self.found2: np.ndarray | None = None
+        self.last_found2: np.ndarray | None = None
         self.judging = False
 
     def remember(self, cur: np.ndarray) -> None:
         """Keep the frame (a reference: `cur` is never written to); no objects found in it unless
         `found` is called after."""
         self.recent.append(cur)
-        self.found2 = None
+        self.last_found2, self.found2 = self.found2, None
 
     def forget_flags(self) -> None:
         """A light change is not abrupt change."""
         self.flags2[:] = 0
 
     def flag(self, cur: np.ndarray, changed2: np.ndarray, thresh_ff2: np.ndarray,
-             cur2: np.ndarray | None = None) -> None:
-        """Update the flags with this frame (nothing to compare with on the first frame)."""
+             cur2: np.ndarray | None = None, unjudged2: np.ndarray | None = None) -> None:
+        """Update the flags with this frame (nothing to compare with on the first frame), and
+        which pixels changed since the last frame (`live2`); `unjudged2`: half-size mask of the
+        pixels the stream has not yet shown often enough to judge (FreshCount), or None."""
+        self.unjudged2 = unjudged2
         self.judging = bool(self.recent)
         if not self.judging:
             return
@@ -246,6 +269,12 @@ class AbruptChange:
         old2 = cv2.resize(self.recent[0], self.half, interpolation=cv2.INTER_AREA)
         jumped = cv2.compare(cv2.absdiff(cur2, old2), thresh_ff2, cv2.CMP_GT)
         self.flags2 = cv2.bitwise_and(cv2.bitwise_or(self.flags2, jumped), changed2)
+        if unjudged2 is None:
+            return  # (liveness is asked for only where the stream has shown too little)
+        prev2 = old2 if len(self.recent) == 1 else cv2.resize(self.recent[-1], self.half,
+                                                               interpolation=cv2.INTER_AREA)
+        self.live2 = cv2.bitwise_and(cv2.compare(cv2.absdiff(cur2, prev2), thresh_ff2,
+                                                 cv2.CMP_GT), changed2)
 
     def was_found(self, box: tuple[int, int, int, int]) -> bool:
         """Whether a region (half-size bounding box) overlaps the objects of the last frame."""
@@ -265,13 +294,76 @@ class AbruptChange:
             return True
         x, y, w, h = box
         roi = (slice(y, y + h), slice(x, x + w))
+        # Where the stream has hardly shown anything yet, only a region that keeps changing counts.
+        live = (self.unjudged2 is None
+                or cv2.countNonZero(self.unjudged2[roi]) <= UNJUDGED_SHARE * area
+                or cv2.countNonZero(self.live2[roi]) >= LIVE_SHARE * area)
         if self.found2 is not None and cv2.countNonZero(self.found2[roi]) > 0:
-            return True
-        return cv2.countNonZero(self.flags2[roi]) >= max(1.0, ABRUPT_SHARE * area)
+            return live or self._run_in(box) >= self.settle
+        return live and cv2.countNonZero(self.flags2[roi]) >= max(1.0, ABRUPT_SHARE * area)
 
-    def found(self, fg2: np.ndarray) -> None:
-        """The objects of this frame (after `remember`)."""
+    def _run_in(self, box: tuple[int, int, int, int], last: np.ndarray | None = None) -> int:
+        """For how many frames in a row the objects in this box have been found (by `found2`,
+        or `last`)."""
+        found = self.found2 if last is None else last
+        if found is None:
+            return 0
+        x, y, w, h = box
+        roi = (slice(y, y + h), slice(x, x + w))
+        return int(cv2.minMaxLoc(self.run2[roi], found[roi])[1]) if cv2.countNonZero(found[roi]) else 0
+
+    def found(self, fg2: np.ndarray, objects: list[tuple[np.ndarray, tuple[int, int, int, int]]]
+              ) -> None:
+        """The objects of this frame (after `remember`): contours and half-size boxes."""
         self.found2 = fg2.copy()
+        if self.unjudged2 is None:
+            return  # (runs matter only for liveness)
+        runs = [min(255, self._run_in(box, self.last_found2) + 1) for _, box in objects]
+        self.run2 = np.zeros_like(self.run2)
+        for (cnt, _), r in zip(objects, runs, strict=True):
+            cv2.drawContours(self.run2, [cnt], -1, r, -1)
+
+
+class FreshCount:
+    """Per pixel, in how many frames the stream brought a new value, up to `needed`. A codec
+    repeats a skipped block bit for bit; until a pixel has changed in `needed` frames the detector
+    has not seen how the place behaves. Costs two operations a frame until every pixel is judged
+    (at once with a sensor's noise), nothing after."""
+
+    def __init__(self, size: tuple[int, int], needed: int) -> None:
+        dw, dh = size
+        self.half = (dw // 2, dh // 2)
+        self.needed = min(255, needed)
+        self.count = np.zeros((dh, dw), np.uint8)
+        self.prev: np.ndarray | None = None
+        self.all_judged = False
+        self._frames = 0
+        self._unjudged2: np.ndarray | None = None
+        self._unjudged_at = -1
+
+    def update(self, cur: np.ndarray) -> None:
+        """Count this frame (at detection size)."""
+        if self.all_judged:
+            return
+        self._frames += 1
+        if self.prev is not None:
+            cv2.add(self.count, 1, dst=self.count, mask=cv2.compare(cur, self.prev, cv2.CMP_NE))
+            if self._frames % 8 == 0 and cv2.countNonZero(
+                    cv2.compare(self.count, self.needed, cv2.CMP_LT)) == 0:
+                self.all_judged = True
+                self.prev = None
+                return
+        self.prev = cur
+
+    def unjudged2(self) -> np.ndarray | None:
+        """Half-size mask of the pixels not yet judged (None once all are), for this frame."""
+        if self.all_judged:
+            return None
+        if self._unjudged_at != self._frames:
+            unjudged = cv2.compare(self.count, self.needed, cv2.CMP_LT)
+            self._unjudged2 = cv2.resize(unjudged, self.half, interpolation=cv2.INTER_NEAREST)
+            self._unjudged_at = self._frames
+        return self._unjudged2
 
 
 class Restlessness:
