@@ -273,6 +273,27 @@ def _event_row(r: sqlite3.Row) -> EventRow:
     )
 
 
+def use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode (it stays so), retrying while another process holds it.
+
+    Switching a new file to WAL needs it to itself, and SQLite does not wait for that (the busy
+    timeout does not apply): when two processes opened a new database at once (the capture
+    daemon and the web service at a Pi's first boot), one of them failed with "database is
+    locked" (about 1 open in 20 with six at once). A file already in WAL mode is left alone."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def connect(db_path: Path | str, timeout_s: float = 10.0) -> sqlite3.Connection:
     """Open the database (creating it), WAL mode, foreign keys on, rows as sqlite3.Row."""
     db_path = Path(db_path)
@@ -284,7 +305,7 @@ def connect(db_path: Path | str, timeout_s: float = 10.0) -> sqlite3.Connection:
     conn = sqlite3.connect(db_path, timeout=timeout_s, isolation_level=None,
                            check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    use_wal(conn, timeout_s)
     # NORMAL in WAL mode: a power cut may lose the last transactions but never corrupts the file;
     # FULL would fsync every event write, which SD cards pay for in wear.
     conn.execute("PRAGMA synchronous=NORMAL")
