@@ -82,6 +82,21 @@ def decoded(path: Path) -> list[av.VideoFrame]:
         return list(c.decode(video=0))
 
 
+class PacketTimes:
+    """A packet tap (the clip recorder's side of PyAVCamera.packet_tap) that keeps each
+    packet's presentation time, in the order the source hands them over."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def opened(self, stream: object) -> None:
+        pass
+
+    def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
+               dts_mono: float) -> None:
+        self.times.append(mono_s)
+
+
 def is_run_of(part: list[bytes], whole: list[bytes]) -> bool:
     """`part` is a contiguous run of `whole`."""
     n = len(part)
@@ -457,18 +472,10 @@ def test_a_network_cameras_packets_are_timed_like_its_frames(h264_file: Path) ->
         scene_file(mp4, 14.0, ["-c:v", "libx264", "-preset", "veryfast", "-g", str(FPS),
                                "-pix_fmt", "yuv420p"])
     cam = TSCamera(mp4)
-    times: list[float] = []
-
-    class Tap:
-        def opened(self, stream: object) -> None:
-            pass
-
-        def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
-                   dts_mono: float) -> None:
-            times.append(mono_s)
-
+    tap = PacketTimes()
+    times = tap.times
     src = PyAVCamera(cam.url, FPS)
-    src.packet_tap = Tap()
+    src.packet_tap = tap
     try:
         src.open()
         frames = [src.read().mono_s for _ in range(6 * FPS)]  # no B-frames: packet i = frame i

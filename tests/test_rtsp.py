@@ -28,7 +28,7 @@ from homesec.storage.clips import clips_of
 from homesec.storage.store import Store
 from homesec.web import accounts, create_app
 from tests.conftest import REPO, homesec_cmd, wait_for, write_config
-from tests.test_clip_copy import FPS, H264_BFRAMES, H, W, decoded, ffprobe_duration, scene_file
+from tests.test_clip_copy import FPS, H264_BFRAMES, H, PacketTimes, W, decoded, ffprobe_duration, scene_file
 from tests.web.conftest import PASSWORD, Browser, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -248,18 +248,10 @@ def test_the_first_packets_of_an_rtsp_session_keep_the_cameras_frame_spacing(
     keyframe: a clip going on across a camera's restart showed its frames out of order."""
     from homesec.camera.pyav_source import PyAVCamera
 
-    times: list[float] = []
-
-    class Tap:
-        def opened(self, stream: object) -> None:
-            pass
-
-        def packet(self, data: bytes, keyframe: bool, mono_s: float, wall_s: float,
-                   dts_mono: float) -> None:
-            times.append(mono_s)
-
+    tap = PacketTimes()
+    times = tap.times
     src = PyAVCamera(camera.url(), FPS)
-    src.packet_tap = Tap()
+    src.packet_tap = tap
     try:
         for _ in (1, 2):  # the first session, then a reconnect
             src.open()
